@@ -1,0 +1,18 @@
+"""Kalpi URLs: admin, health, API schema and docs, and each app's routes."""
+
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from config.health import healthz
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+admin.site.site_header = "Kalpi administration"
+admin.site.site_title = "Kalpi"
+admin.site.index_title = "Roster, elections and audit"

@@ -1,0 +1,1 @@
+"""The party roster: branches, members, the CSV import and eligibility."""

@@ -1,0 +1,270 @@
+"""Every write to the roster: the CSV import (bulk, all-or-nothing) and its report."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from members.roster_csv import HeaderError, RosterReader, RosterRow, RowError
+
+# How many errors a report keeps in full; the rest are only counted, so memory stays flat.
+MAX_REPORTED_ERRORS = 1000
+# Rows per INSERT batch on SQLite (COPY streams them on PostgreSQL).
+SQLITE_BATCH = 5000
+PROGRESS_EVERY = 10_000
+
+_STAGING = "roster_staging"
+_STAGING_COLUMNS = (
+    "line",
+    "member_no",
+    "first_name",
+    "last_name",
+    "branch",
+    "joined_on",
+    "status",
+    "dues_paid_until",
+    "email",
+    "phone",
+)
+# The member fields an import sets; a row counts as changed when any of them differs.
+_COMPARED = ("first_name", "last_name", "joined_on", "status", "dues_paid_until", "email", "phone")
+
+ProgressCallback = Callable[[int, int], None]  # (bytes read, rows read)
+
+
+@dataclass
+class ImportReport:
+    sha256: str = ""
+    dry_run: bool = False
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    branches_created: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    error_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.rejected == 0 and self.error_count == 0
+
+    @property
+    def written(self) -> bool:
+        return self.ok and not self.dry_run
+
+    def add_error(self, error: RowError) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(error)
+
+    def summary(self) -> str:
+        counts = f"created {self.created}, updated {self.updated}, unchanged {self.unchanged}, rejected {self.rejected}"
+        if not self.ok:
+            return f"Rejected: {self.rejected} bad row(s) in {self.rows}; nothing was written ({counts})."
+        if self.dry_run:
+            return f"Dry run of {self.rows} rows, nothing written: would have {counts}."
+        return f"Imported {self.rows} rows: {counts}."
+
+
+class RosterFileError(Exception):
+    """The file cannot be imported at all (for example, its header is wrong)."""
+
+    code = "roster_invalid"
+
+
+class _HashingStream:
+    """Wraps a binary stream, hashing what is read, so the report can name the exact file."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self.digest = hashlib.sha256()
+
+    def __iter__(self):
+        for chunk in self._stream:
+            self.digest.update(chunk)
+            yield chunk
+
+
+def import_roster(
+    *, stream: BinaryIO, dry_run: bool = False, on_progress: ProgressCallback | None = None
+) -> ImportReport:
+    """Import a roster CSV: upsert members by member number, create unknown branches.
+
+    All or nothing, in one transaction: any bad row (or a crash, or a kill) leaves the roster exactly
+    as it was. The rows are streamed into a temporary staging table (COPY on PostgreSQL, batched
+    inserts on SQLite), checked there for repeated member numbers, then merged by two set-based
+    statements that touch only the members whose data changed. Safe to run twice: the second run
+    reports everything unchanged. Two imports at once are serialised by a lock.
+    """
+    hashing = _HashingStream(stream)
+    try:
+        reader = RosterReader(hashing)  # type: ignore[arg-type]
+    except HeaderError as exc:
+        raise RosterFileError(str(exc)) from None
+    report = ImportReport(dry_run=dry_run)
+
+    with transaction.atomic():
+        _lock_roster()
+        with connection.cursor() as cursor:
+            _create_staging(cursor)
+            _stage_rows(cursor, _valid_rows(reader, report, on_progress))
+            _find_repeated_member_numbers(cursor, report)
+            # Drain whatever follows the last record (nothing, usually) so the hash covers the file.
+            for _ in hashing:
+                pass
+            report.sha256 = hashing.digest.hexdigest()
+            if not report.ok:
+                transaction.set_rollback(True)
+                return report
+            if dry_run:
+                _count_changes(cursor, report)
+                transaction.set_rollback(True)
+                return report
+            _merge(cursor, report)
+            _drop_staging(cursor)
+    return report
+
+
+def _valid_rows(
+    reader: RosterReader, report: ImportReport, on_progress: ProgressCallback | None
+) -> Iterable[RosterRow]:
+    for row, errors in reader:
+        report.rows += 1
+        if errors:
+            report.rejected += 1
+            for error in errors:
+                report.add_error(error)
+        else:
+            yield row
+        if on_progress is not None and report.rows % PROGRESS_EVERY == 0:
+            on_progress(reader.bytes_read, report.rows)
+    if on_progress is not None:
+        on_progress(reader.bytes_read, report.rows)
+
+
+def _lock_roster() -> None:
+    # Two imports at once would each see the other's members as missing; serialise them. SQLite
+    # needs nothing here: its write transactions (BEGIN IMMEDIATE) already exclude each other.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('kalpi.roster_import'))")
+
+
+def _create_staging(cursor) -> None:
+    date_type = "date" if connection.vendor == "postgresql" else "text"
+    on_commit = "ON COMMIT DROP" if connection.vendor == "postgresql" else ""
+    cursor.execute(f"DROP TABLE IF EXISTS {_STAGING}")
+    cursor.execute(
+        f"""CREATE TEMPORARY TABLE {_STAGING} (
+            line integer NOT NULL, member_no text NOT NULL, first_name text NOT NULL,
+            last_name text NOT NULL, branch text NOT NULL, joined_on {date_type} NOT NULL,
+            status text NOT NULL, dues_paid_until {date_type}, email text NOT NULL, phone text NOT NULL
+        ) {on_commit}"""
+    )
+
+
+def _drop_staging(cursor) -> None:
+    cursor.execute(f"DROP TABLE IF EXISTS {_STAGING}")
+
+
+def _stage_rows(cursor, rows: Iterable[RosterRow]) -> None:
+    columns = ", ".join(_STAGING_COLUMNS)
+    if connection.vendor == "postgresql":
+        with cursor.copy(f"COPY {_STAGING} ({columns}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(
+                    (r.line, r.member_no, r.first_name, r.last_name, r.branch, r.joined_on, r.status,
+                     r.dues_paid_until, r.email, r.phone)
+                )  # fmt: skip
+        cursor.execute(f"ANALYZE {_STAGING}")
+        return
+
+    sql = f"INSERT INTO {_STAGING} ({columns}) VALUES ({', '.join(['%s'] * len(_STAGING_COLUMNS))})"
+    batch: list[tuple] = []
+    for r in rows:
+        dues = r.dues_paid_until.isoformat() if r.dues_paid_until else None
+        batch.append(
+            (r.line, r.member_no, r.first_name, r.last_name, r.branch, r.joined_on.isoformat(), r.status, dues,
+             r.email, r.phone)
+        )  # fmt: skip
+        if len(batch) >= SQLITE_BATCH:
+            cursor.executemany(sql, batch)
+            batch.clear()
+    if batch:
+        cursor.executemany(sql, batch)
+    cursor.execute(f"CREATE INDEX {_STAGING}_member_no ON {_STAGING} (member_no)")
+
+
+def _find_repeated_member_numbers(cursor, report: ImportReport) -> None:
+    cursor.execute(
+        f"""SELECT s.line, s.member_no, d.first_line
+            FROM {_STAGING} s
+            JOIN (SELECT member_no, MIN(line) AS first_line FROM {_STAGING}
+                  GROUP BY member_no HAVING COUNT(*) > 1) d ON d.member_no = s.member_no
+            WHERE s.line > d.first_line
+            ORDER BY s.line"""
+    )
+    for line, member_no, first_line in cursor.fetchall():
+        report.rejected += 1
+        report.add_error(RowError(line, "member_no", f"member number {member_no} is also on line {first_line}"))
+    if report.error_count:
+        report.errors.sort(key=lambda e: e.line)
+
+
+def _changed_predicate() -> str:
+    parts = [f"m.{c} IS DISTINCT FROM s.{c}" for c in _COMPARED]
+    parts.append("m.branch_id IS DISTINCT FROM b.id")
+    return " OR ".join(parts)
+
+
+def _count_changes(cursor, report: ImportReport) -> None:
+    """What a real import would do, by reading only: the dry run writes nothing at all."""
+    cursor.execute(
+        f"""SELECT
+              (SELECT COUNT(*) FROM {_STAGING} s
+               WHERE NOT EXISTS (SELECT 1 FROM members_member m WHERE m.member_no = s.member_no)),
+              (SELECT COUNT(*) FROM {_STAGING} s
+               JOIN members_member m ON m.member_no = s.member_no
+               LEFT JOIN members_branch b ON b.code = s.branch
+               WHERE {_changed_predicate()}),
+              (SELECT COUNT(DISTINCT s.branch) FROM {_STAGING} s
+               WHERE NOT EXISTS (SELECT 1 FROM members_branch b WHERE b.code = s.branch))"""
+    )
+    report.created, report.updated, report.branches_created = cursor.fetchone()
+    report.unchanged = report.rows - report.created - report.updated
+
+
+def _merge(cursor, report: ImportReport) -> None:
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    cursor.execute(
+        f"""INSERT INTO members_branch (code, name)
+            SELECT DISTINCT s.branch, s.branch FROM {_STAGING} s
+            WHERE NOT EXISTS (SELECT 1 FROM members_branch b WHERE b.code = s.branch)"""
+    )
+    report.branches_created = cursor.rowcount
+    # Only rows whose data differ are written: a re-import of the same export touches nothing.
+    assignments = ", ".join(f"{c} = s.{c}" for c in _COMPARED)
+    cursor.execute(
+        f"""UPDATE members_member AS m
+            SET {assignments}, branch_id = b.id, updated_at = %s
+            FROM {_STAGING} s JOIN members_branch b ON b.code = s.branch
+            WHERE m.member_no = s.member_no AND ({_changed_predicate()})""",
+        [now],
+    )
+    report.updated = cursor.rowcount
+    fields = ", ".join(("member_no", *_COMPARED))
+    cursor.execute(
+        f"""INSERT INTO members_member ({fields}, branch_id, updated_at)
+            SELECT s.member_no, {", ".join(f"s.{c}" for c in _COMPARED)}, b.id, %s
+            FROM {_STAGING} s JOIN members_branch b ON b.code = s.branch
+            WHERE NOT EXISTS (SELECT 1 FROM members_member m WHERE m.member_no = s.member_no)""",
+        [now],
+    )
+    report.created = cursor.rowcount
+    report.unchanged = report.rows - report.created - report.updated
