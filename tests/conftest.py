@@ -1,0 +1,74 @@
+"""The shared cast of the test suite: officials by role, and a small roster to work on."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import connection
+
+from members.services import import_roster
+
+TESTDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata"
+
+ROSTER_HEADER = "member_no,first_name,last_name,branch,joined_on,status,dues_paid_until,email,phone\n"
+# A small roster: Tel Aviv and Haifa, members of every status, one who joined after a 2011 cutoff.
+SMALL_ROSTER = ROSTER_HEADER + (
+    "1001,Shelly,Yachimovich,tel-aviv,1995-03-01,active,2012-01-01,shelly@example.org,\n"
+    "1002,Amir,Peretz,sderot,1990-05-10,active,2011-01-01,,050-1234567\n"
+    "1003,Isaac,Herzog,tel-aviv,2001-09-01,active,,,\n"
+    "1004,Amram,Mitzna,haifa,1999-11-20,suspended,2012-01-01,,\n"
+    "1005,Noa,Levi,haifa,2011-07-15,active,2012-01-01,,\n"
+    "1006,Dana,Cohen,haifa,2005-02-02,lapsed,2009-01-01,,\n"
+    "1007,Yossi,Biton,tel-aviv,2010-12-31,resigned,2012-01-01,,\n"
+)
+
+
+@pytest.fixture(autouse=True)
+def _static_files_without_collectstatic(settings):
+    # Production serves collected, hashed static files; the tests render pages without collecting.
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+def csv_stream(text: str) -> io.BytesIO:
+    return io.BytesIO(text.encode("utf-8"))
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def small_roster(db):
+    report = import_roster(stream=csv_stream(SMALL_ROSTER))
+    assert report.ok, report.errors
+    return report
+
+
+def _official(username: str, group: str | None = None, **flags) -> User:
+    user = User.objects.create_user(username=username, password="correct horse battery", is_staff=True, **flags)
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def clerk(db) -> User:
+    """Rina, a roster clerk."""
+    return _official("rina", "roster clerk")
+
+
+@pytest.fixture
+def superuser(db) -> User:
+    return _official("root", is_superuser=True)
+
+
+@pytest.fixture
+def outsider(db) -> User:
+    """Staff with no group at all: can log in to the admin and do nothing there."""
+    return _official("nobody")

@@ -1,0 +1,112 @@
+"""The import under a kill and under concurrency: the roster is either as before or wholly imported."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from django.db import connection, connections
+
+from members.fake_roster import roster_csv_bytes
+from members.models import Member
+from members.services import import_roster
+from tests.conftest import SMALL_ROSTER, csv_stream, is_postgres
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def database_url() -> str:
+    """The URL of the test database, for a second process."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{Path(s['NAME']).resolve()}"
+    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+def snapshot():
+    return list(Member.objects.order_by("member_no").values_list("member_no", "first_name", "status", "updated_at"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_killed_import_leaves_the_roster_exactly_as_it_was(tmp_path):
+    import_roster(stream=csv_stream(SMALL_ROSTER))
+    before = snapshot()
+    # The import reads from a pipe that the test holds open, so it is killed mid-stream: 10,000 rows
+    # are staged (its first progress line says so) and the end of the file has not come.
+    changed = SMALL_ROSTER.replace(",active,", ",lapsed,").encode() + roster_csv_bytes(30_000).split(b"\n", 1)[1]
+    fifo = tmp_path / "roster.csv"
+    os.mkfifo(fifo)
+    release = threading.Event()
+
+    def feed():
+        try:
+            with open(fifo, "wb") as pipe:
+                pipe.write(changed)
+                pipe.flush()
+                release.wait(60)
+        except BrokenPipeError:
+            pass
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    env = {**os.environ, "DATABASE_URL": database_url(), "SECRET_KEY": "test-only-key-for-a-second-process"}
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "import_roster", str(fifo)],
+        cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        seen = []
+        for line in process.stderr:
+            seen.append(line)
+            if "10000 rows" in line:
+                break
+        else:
+            pytest.fail(f"the import never reported its progress: {''.join(seen)}")
+        process.kill()
+        process.wait(30)
+    finally:
+        release.set()
+        feeder.join(30)
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -9
+    assert snapshot() == before
+    # Nothing is left locked or half-done: the next import runs and sees the old roster.
+    report = import_roster(stream=csv_stream(SMALL_ROSTER + "1008,Eitan,Cabel,tel-aviv,2000-01-01,active,,,\n"))
+    assert (report.created, report.updated, report.unchanged) == (1, 0, 7)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_imports_at_once_are_serialised_and_both_land():
+    if not is_postgres():
+        pytest.skip("SQLite serialises writers by itself; this proves the PostgreSQL lock")
+    first = roster_csv_bytes(3000, first_member_no=1)
+    second = roster_csv_bytes(3000, first_member_no=1501, seed=7)
+    start = threading.Barrier(2)
+    reports, failures = {}, []
+
+    def run(name, data):
+        try:
+            start.wait(10)
+            reports[name] = import_roster(stream=csv_stream(data.decode()))
+        except Exception as exc:  # collected, so the test says what went wrong
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(n, d)) for n, d in (("first", first), ("second", second))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert failures == []
+    assert Member.objects.count() == 4500
+    created = reports["first"].created + reports["second"].created
+    touched = {name: r.updated + r.unchanged for name, r in reports.items()}
+    assert created == 4500
+    # Whichever came second found the 1,500 shared members already there.
+    assert sorted(touched.values()) == [0, 1500]
