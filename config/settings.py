@@ -124,6 +124,15 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_BACKEND = None
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The audit integrator is the only writer of leaves: its own queue, served by one worker process
+# (`celery -A config worker -Q audit --concurrency 1`), so it never waits behind publications.
+CELERY_TASK_ROUTES = {"audit.tasks.*": {"queue": "audit"}}
+CELERY_BEAT_SCHEDULE = {
+    # A safety net: entries are integrated right after their commit; this catches any whose
+    # after-commit trigger was lost (a worker restart), so none waits more than a few seconds.
+    "audit-integrate": {"task": "audit.tasks.integrate_entries", "schedule": 5.0},
+    "audit-checkpoint": {"task": "audit.tasks.sign_checkpoint", "schedule": 60.0},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -157,6 +166,24 @@ ROSTER_UPLOAD_DIR = MEDIA_ROOT / "roster-uploads"
 # Roster files can be large: 1,000,000 members is about 80 MB.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# The audit log. The signing key lives outside the database: the signer key string itself
+# ("PRIVATE+KEY+<name>+<id>+<key>", see `manage.py audit_keygen`) or the path of a file holding it.
+# Without one, the embedded default makes a key file for the developer's machine; production must
+# set it (refused at first use otherwise: a key made up on the spot would not be the published one).
+KALPI_SIGNING_KEY = env_str("KALPI_SIGNING_KEY")
+if KALPI_SIGNING_KEY and not KALPI_SIGNING_KEY.startswith("PRIVATE+KEY+") and not Path(KALPI_SIGNING_KEY).is_file():
+    raise ImproperlyConfigured(
+        "KALPI_SIGNING_KEY must be a signer key (PRIVATE+KEY+…) or the path of a file holding one."
+    )
+KALPI_DEV_SIGNING_KEY_FILE = BASE_DIR / ".kalpi-signing-key"
+# The checkpoint's origin line: names this log, so a checkpoint cannot pass for another log's.
+KALPI_LOG_ORIGIN = env_str("KALPI_LOG_ORIGIN", "kalpi.localhost/audit")
+# Members appear in the log as HMAC-SHA256(this key, member number). It must never change while a
+# roster is in use, or pseudonyms would stop matching; by default it is derived from SECRET_KEY.
+KALPI_PSEUDONYM_KEY = env_str("KALPI_PSEUDONYM_KEY")
+# A checkpoint is signed at least this often (seconds) while entries arrive.
+KALPI_CHECKPOINT_INTERVAL = env_int("KALPI_CHECKPOINT_INTERVAL", 60)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],

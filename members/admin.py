@@ -15,7 +15,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from members.models import Branch, Member
-from members.services import RosterFileError, import_roster
+from members.services import RosterFileError, import_roster, save_member
 
 _TOKEN = re.compile(r"[0-9a-f]{32}")
 REPORT_ERRORS_SHOWN = 200
@@ -44,6 +44,9 @@ class MemberAdmin(admin.ModelAdmin):
     show_full_result_count = False
     change_list_template = "admin/members/member/change_list.html"
 
+    def save_model(self, request, obj, form, change):
+        save_member(member=obj, changed_fields=form.changed_data, actor=request.user.get_username())
+
     def get_urls(self):
         return [
             path("import/", self.admin_site.admin_view(self.import_view), name="members_member_import"),
@@ -67,7 +70,7 @@ class MemberAdmin(admin.ModelAdmin):
                     out.write(chunk)
             try:
                 with stored.open("rb") as handle:
-                    report = import_roster(stream=handle, dry_run=True)
+                    report = import_roster(stream=handle, dry_run=True, actor=request.user.get_username())
             except RosterFileError as exc:
                 stored.unlink(missing_ok=True)
                 form.add_error("file", str(exc))
@@ -91,7 +94,7 @@ class MemberAdmin(admin.ModelAdmin):
             messages.error(request, "That upload is no longer waiting; upload the file again.")
             return HttpResponseRedirect(reverse("admin:members_member_import"))
         with stored.open("rb") as handle:
-            report = import_roster(stream=handle)
+            report = import_roster(stream=handle, actor=request.user.get_username())
         stored.unlink(missing_ok=True)
         if report.sha256 != request.POST.get("sha256"):
             # Cannot happen unless the stored file changed; the import ran on what was stored.

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from django.db import connection, transaction
 from django.utils import timezone
 
+from audit import services as audit
+from audit.keys import member_pseudonym
+from audit.models import Action
+from members.models import Member
 from members.roster_csv import HeaderError, RosterReader, RosterRow, RowError
 
 # How many errors a report keeps in full; the rest are only counted, so memory stays flat.
@@ -92,7 +96,7 @@ class _HashingStream:
 
 
 def import_roster(
-    *, stream: BinaryIO, dry_run: bool = False, on_progress: ProgressCallback | None = None
+    *, stream: BinaryIO, actor: str, dry_run: bool = False, on_progress: ProgressCallback | None = None
 ) -> ImportReport:
     """Import a roster CSV: upsert members by member number, create unknown branches.
 
@@ -100,7 +104,8 @@ def import_roster(
     as it was. The rows are streamed into a temporary staging table (COPY on PostgreSQL, batched
     inserts on SQLite), checked there for repeated member numbers, then merged by two set-based
     statements that touch only the members whose data changed. Safe to run twice: the second run
-    reports everything unchanged. Two imports at once are serialised by a lock.
+    reports everything unchanged. Two imports at once are serialised by a lock. A real import writes
+    one `roster.imported` audit entry (the file's SHA-256 and the counts) in the same transaction.
     """
     hashing = _HashingStream(stream)
     try:
@@ -128,7 +133,49 @@ def import_roster(
                 return report
             _merge(cursor, report)
             _drop_staging(cursor)
+        audit.record(
+            action=Action.ROSTER_IMPORTED,
+            actor=actor,
+            payload={
+                "sha256": report.sha256,
+                "rows": report.rows,
+                "created": report.created,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+                "branches_created": report.branches_created,
+            },
+        )
     return report
+
+
+# The member fields whose new values may enter the public log: they decide eligibility. Names and
+# contact details are personal; the log only says that they changed.
+_LOGGED_VALUES = ("branch", "joined_on", "status", "dues_paid_until")
+
+
+@transaction.atomic
+def save_member(*, member: Member, changed_fields: Sequence[str], actor: str) -> Member:
+    """Save a member edited by an official (the admin), with its audit entry in the same transaction.
+
+    `changed_fields` names the fields the official changed; an unchanged form writes nothing. The entry
+    names the member by pseudonym, lists the changed fields, and gives new values only of the fields
+    that decide eligibility.
+    """
+    adding = member.pk is None
+    if not adding and not changed_fields:
+        return member
+    member.save()
+    values = {}
+    for name in _LOGGED_VALUES:
+        if adding or name in changed_fields:
+            value = member.branch.code if name == "branch" else getattr(member, name)
+            values[name] = value.isoformat() if hasattr(value, "isoformat") else value
+    audit.record(
+        action=Action.MEMBER_ADDED if adding else Action.MEMBER_CHANGED,
+        actor=actor,
+        payload={"member": member_pseudonym(member.member_no), "fields": sorted(changed_fields), "values": values},
+    )
+    return member
 
 
 def _valid_rows(

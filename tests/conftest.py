@@ -9,6 +9,8 @@ import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection
 
+from audit import keys, note
+from audit.immutability import TRIGGER_MARK
 from members.services import import_roster
 
 TESTDATA = Path(__file__).resolve().parent.parent.parent / "shared" / "testdata"
@@ -35,6 +37,58 @@ def _static_files_without_collectstatic(settings):
     }
 
 
+@pytest.fixture(autouse=True)
+def _test_signing_key(settings, tmp_path_factory):
+    key_file = tmp_path_factory.getbasetemp() / "kalpi-test-signing-key"
+    if not key_file.exists():
+        skey, _ = note.generate_key("kalpi.test/audit")
+        key_file.write_text(skey + "\n")
+    settings.KALPI_SIGNING_KEY = str(key_file)
+    settings.KALPI_LOG_ORIGIN = "kalpi.test/audit"
+    keys.reset()
+    yield
+    keys.reset()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _flush_passes_append_only_triggers():
+    """Let the test runner empty append-only tables between transactional tests.
+
+    The triggers refuse TRUNCATE and DELETE to the application, as they should; the test runner's flush
+    is the one caller that must get past them, as the table owner can. Nothing else is patched.
+    """
+    operations = type(connection.ops)
+    original = operations.sql_flush
+
+    def postgres_flush(self, style, tables, **kwargs):
+        statements = original(self, style, tables, **kwargs)
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "WHERE t.tgname LIKE %s",
+                [f"%{TRIGGER_MARK}%"],
+            )
+            triggers = [(table, name) for table, name in cursor.fetchall() if table in tables]
+        before = [f'ALTER TABLE "{table}" DISABLE TRIGGER {name}' for table, name in triggers]
+        after = [f'ALTER TABLE "{table}" ENABLE ALWAYS TRIGGER {name}' for table, name in triggers]
+        return before + statements + after
+
+    def sqlite_flush(self, style, tables, **kwargs):
+        statements = original(self, style, tables, **kwargs)
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE %s",
+                [f"%{TRIGGER_MARK}%"],
+            )
+            triggers = [(name, sql) for name, table, sql in cursor.fetchall() if table in tables]
+        before = [f"DROP TRIGGER {name}" for name, _ in triggers]
+        return before + statements + [sql for _, sql in triggers]
+
+    operations.sql_flush = postgres_flush if connection.vendor == "postgresql" else sqlite_flush
+    yield
+    operations.sql_flush = original
+
+
 def csv_stream(text: str) -> io.BytesIO:
     return io.BytesIO(text.encode("utf-8"))
 
@@ -45,7 +99,7 @@ def is_postgres() -> bool:
 
 @pytest.fixture
 def small_roster(db):
-    report = import_roster(stream=csv_stream(SMALL_ROSTER))
+    report = import_roster(actor="rina", stream=csv_stream(SMALL_ROSTER))
     assert report.ok, report.errors
     return report
 

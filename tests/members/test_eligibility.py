@@ -25,12 +25,13 @@ def test_it_also_requires_dues_paid_through_the_cutoff_when_the_election_does(sm
 
 def test_the_cutoff_day_itself_counts_for_joining_and_for_dues(db):
     import_roster(
+        actor="rina",
         stream=csv_stream(
             SMALL_ROSTER
             + "2001,On,Time,haifa,2011-06-30,active,2011-06-30,,\n"
             + "2002,One,DayLate,haifa,2011-07-01,active,2012-01-01,,\n"
             + "2003,Dues,DayShort,haifa,2000-01-01,active,2011-06-29,,\n"
-        )
+        ),
     )
     assert eligible(cutoff=CUTOFF, require_dues=True) == ["1001", "2001"]
     assert "2003" in eligible(cutoff=CUTOFF, require_dues=False)

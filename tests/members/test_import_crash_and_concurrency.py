@@ -33,7 +33,7 @@ def snapshot():
 
 @pytest.mark.django_db(transaction=True)
 def test_a_killed_import_leaves_the_roster_exactly_as_it_was(tmp_path):
-    import_roster(stream=csv_stream(SMALL_ROSTER))
+    import_roster(actor="rina", stream=csv_stream(SMALL_ROSTER))
     before = snapshot()
     # The import reads from a pipe that the test holds open, so it is killed mid-stream: 10,000 rows
     # are staged (its first progress line says so) and the end of the file has not come.
@@ -76,7 +76,9 @@ def test_a_killed_import_leaves_the_roster_exactly_as_it_was(tmp_path):
     assert process.returncode == -9
     assert snapshot() == before
     # Nothing is left locked or half-done: the next import runs and sees the old roster.
-    report = import_roster(stream=csv_stream(SMALL_ROSTER + "1008,Eitan,Cabel,tel-aviv,2000-01-01,active,,,\n"))
+    report = import_roster(
+        actor="rina", stream=csv_stream(SMALL_ROSTER + "1008,Eitan,Cabel,tel-aviv,2000-01-01,active,,,\n")
+    )
     assert (report.created, report.updated, report.unchanged) == (1, 0, 7)
 
 
@@ -92,7 +94,7 @@ def test_two_imports_at_once_are_serialised_and_both_land():
     def run(name, data):
         try:
             start.wait(10)
-            reports[name] = import_roster(stream=csv_stream(data.decode()))
+            reports[name] = import_roster(actor="rina", stream=csv_stream(data.decode()))
         except Exception as exc:  # collected, so the test says what went wrong
             failures.append(exc)
         finally:

@@ -21,7 +21,7 @@ def snapshot():
 
 
 def test_it_creates_members_and_their_branches(db):
-    report = import_roster(stream=csv_stream(SMALL_ROSTER))
+    report = import_roster(actor="rina", stream=csv_stream(SMALL_ROSTER))
     assert (report.created, report.updated, report.unchanged, report.rejected) == (7, 0, 0, 0)
     assert report.branches_created == 3
     assert sorted(Branch.objects.values_list("code", flat=True)) == ["haifa", "sderot", "tel-aviv"]
@@ -34,7 +34,7 @@ def test_it_creates_members_and_their_branches(db):
 
 def test_it_reports_everything_unchanged_on_the_same_file_and_writes_nothing(small_roster):
     before = snapshot()
-    report = import_roster(stream=csv_stream(SMALL_ROSTER))
+    report = import_roster(actor="rina", stream=csv_stream(SMALL_ROSTER))
     assert (report.created, report.updated, report.unchanged, report.rejected) == (0, 0, 7, 0)
     assert snapshot() == before  # not even updated_at moved
 
@@ -49,7 +49,7 @@ def test_it_updates_only_what_changed(small_roster):
         .replace("1006,Dana,Cohen,haifa,2005-02-02,lapsed,2009-01-01,,", "1006,Dana,Cohen,haifa,2005-02-02,lapsed,,,")
         + "1008,Eitan,Cabel,tel-aviv,2000-01-01,active,2012-01-01,,\n"
     )
-    report = import_roster(stream=csv_stream(corrected))
+    report = import_roster(actor="rina", stream=csv_stream(corrected))
     assert (report.created, report.updated, report.unchanged, report.rejected) == (1, 3, 4, 0)
     assert report.branches_created == 1
     after = {row[0]: row for row in snapshot()}
@@ -60,9 +60,10 @@ def test_it_updates_only_what_changed(small_roster):
 
 def test_a_member_missing_from_the_export_is_kept(small_roster):
     report = import_roster(
+        actor="rina",
         stream=csv_stream(
             ROSTER_HEADER + "1001,Shelly,Yachimovich,tel-aviv,1995-03-01,active,2012-01-01,shelly@example.org,\n"
-        )
+        ),
     )
     assert (report.created, report.updated, report.unchanged) == (0, 0, 1)
     assert Member.objects.count() == 7
@@ -73,7 +74,7 @@ def test_it_writes_nothing_when_one_row_is_bad(small_roster):
     bad = SMALL_ROSTER.replace("1002,Amir,Peretz,sderot,1990-05-10", "1002,Amir,Peretz,sderot,1990-13-10") + (
         "1009,New,Member,eilat,2000-01-01,active,,,\n"
     )
-    report = import_roster(stream=csv_stream(bad))
+    report = import_roster(actor="rina", stream=csv_stream(bad))
     assert not report.ok and report.rejected == 1
     assert [str(e) for e in report.errors] == ["line 3, column joined_on: bad date '1990-13-10': expected YYYY-MM-DD"]
     assert snapshot() == before
@@ -86,7 +87,7 @@ def test_it_names_a_member_number_that_appears_twice(db):
         + "1003,Isaac,Herzog,tel-aviv,2001-09-01,active,,,\n"
         + "1001,Shelly,Y,tel-aviv,1995-03-01,active,,,\n"
     )
-    report = import_roster(stream=csv_stream(data))
+    report = import_roster(actor="rina", stream=csv_stream(data))
     assert [str(e) for e in report.errors] == [
         "line 9, column member_no: member number 1003 is also on line 4",
         "line 10, column member_no: member number 1001 is also on line 2",
@@ -97,7 +98,7 @@ def test_it_names_a_member_number_that_appears_twice(db):
 def test_it_reports_bad_rows_and_repeated_numbers_together_in_line_order(db):
     data = SMALL_ROSTER + "1001,Shelly,Y,tel-aviv,1995-03-01,active,,,\n" + "1010,,Z,tel-aviv,1995-03-01,active,,,\n"
     data = data.replace("1002,Amir,Peretz,sderot,1990-05-10,active", "1002,Amir,Peretz,sderot,1990-05-10,retired")
-    report = import_roster(stream=csv_stream(data))
+    report = import_roster(actor="rina", stream=csv_stream(data))
     assert [(e.line, e.column) for e in report.errors] == [(3, "status"), (9, "member_no"), (10, "first_name")]
     assert report.rejected == 3
 
@@ -107,29 +108,29 @@ def test_a_dry_run_reports_what_would_change_and_writes_nothing(small_roster):
     corrected = SMALL_ROSTER.replace("1003,Isaac,Herzog,tel-aviv", "1003,Isaac,Herzog,jerusalem") + (
         "1008,Eitan,Cabel,tel-aviv,2000-01-01,active,,,\n"
     )
-    dry = import_roster(stream=csv_stream(corrected), dry_run=True)
+    dry = import_roster(actor="rina", stream=csv_stream(corrected), dry_run=True)
     assert (dry.created, dry.updated, dry.unchanged, dry.branches_created) == (1, 1, 6, 1)
     assert snapshot() == before and not Branch.objects.filter(code="jerusalem").exists()
-    real = import_roster(stream=csv_stream(corrected))
+    real = import_roster(actor="rina", stream=csv_stream(corrected))
     assert (real.created, real.updated, real.unchanged, real.branches_created) == (1, 1, 6, 1)
 
 
 def test_it_refuses_a_file_with_a_bad_header(db):
     with pytest.raises(RosterFileError, match="missing column"):
-        import_roster(stream=csv_stream("member_no,name\n1,A\n"))
+        import_roster(actor="rina", stream=csv_stream("member_no,name\n1,A\n"))
 
 
 def test_it_hashes_the_whole_file(db):
     import hashlib
 
-    report = import_roster(stream=csv_stream(SMALL_ROSTER + "\n\n"))
+    report = import_roster(actor="rina", stream=csv_stream(SMALL_ROSTER + "\n\n"))
     assert report.sha256 == hashlib.sha256((SMALL_ROSTER + "\n\n").encode()).hexdigest()
 
 
 def test_a_larger_generated_roster_imports_and_reimports_with_the_expected_counts(db):
-    fresh = import_roster(stream=csv_stream(roster_csv_bytes(3000).decode()))
+    fresh = import_roster(actor="rina", stream=csv_stream(roster_csv_bytes(3000).decode()))
     assert (fresh.created, fresh.rejected) == (3000, 0)
-    again = import_roster(stream=csv_stream(roster_csv_bytes(3000, changed_every=10).decode()))
+    again = import_roster(actor="rina", stream=csv_stream(roster_csv_bytes(3000, changed_every=10).decode()))
     assert (again.created, again.updated, again.unchanged) == (0, 300, 2700)
 
 

@@ -40,7 +40,9 @@ class Command(BaseCommand):
         )
         with progress:
             report = import_roster(
-                stream=io.BytesIO(data), on_progress=lambda done, rows: progress.update_to(done, f"{rows} rows")
+                stream=io.BytesIO(data),
+                actor="demo",
+                on_progress=lambda done, rows: progress.update_to(done, f"{rows} rows"),
             )
         if not report.ok:
             raise CommandError(f"the demo roster was refused: {report.summary()}")

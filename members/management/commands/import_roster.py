@@ -14,9 +14,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("file", help="CSV with header member_no,first_name,last_name,branch,joined_on,status")
         parser.add_argument("--dry-run", action="store_true", help="check the file and report, write nothing")
+        parser.add_argument("--user", default="cli", help="the official running the import, for the audit log")
         parser.add_argument("--max-errors", type=int, default=50, help="bad rows to print (all are counted)")
 
-    def handle(self, *args, file, dry_run, max_errors, **options):
+    def handle(self, *args, file, dry_run, user, max_errors, **options):
         try:
             size = os.path.getsize(file)
             handle = open(file, "rb")  # noqa: SIM115 (closed below)
@@ -30,6 +31,7 @@ class Command(BaseCommand):
                 report = import_roster(
                     stream=handle,
                     dry_run=dry_run,
+                    actor=user,
                     on_progress=lambda done, rows: progress.update_to(done, f"{rows} rows"),
                 )
         except RosterFileError as exc:

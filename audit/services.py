@@ -1,0 +1,133 @@
+"""Every write to the audit log: recording entries, integrating them into the tree, signing checkpoints."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit import keys, merkle, note
+from audit.canonical import canonical_bytes
+from audit.models import Action, Checkpoint, Entry, Leaf, Node, PendingEntry
+from audit.selectors import NodeReader, tree_size
+
+logger = logging.getLogger(__name__)
+
+INTEGRATION_BATCH = 2000
+
+
+class NotInTransaction(RuntimeError):
+    """An entry must be written in the same transaction as the change it records."""
+
+
+def record(*, action: Action | str, actor: str, payload: dict[str, Any]) -> Entry:
+    """Append an entry for a change being made in the current transaction.
+
+    Precondition: inside `transaction.atomic`, with the change itself; the entry and the change commit
+    together or not at all. Payloads hold integers, strings, booleans, null, lists and objects; no
+    floats and no personal data (members appear as `keys.member_pseudonym`). The entry gets its leaf
+    shortly after commit (see `integrate_pending`).
+    """
+    if not connection.in_atomic_block:
+        raise NotInTransaction("audit.record must run inside the transaction of the change it records")
+    action = Action(action)
+    canonical_bytes(payload)  # refuse a float or a stray type now, not at integration
+    entry = Entry.objects.create(action=action, actor=actor, payload=payload, created_at=timezone.now())
+    PendingEntry.objects.create(entry=entry)
+    _integrate_after_commit()
+    return entry
+
+
+def _integrate_after_commit() -> None:
+    # One integration per transaction is enough, however many entries it records.
+    if any(getattr(callback, "_kalpi_integrate", False) for _, callback, _ in connection.run_on_commit):
+        return
+
+    def integrate() -> None:
+        from audit.tasks import integrate_entries
+
+        integrate_entries.delay()
+
+    integrate._kalpi_integrate = True  # type: ignore[attr-defined]
+    # robust: the change is committed whatever happens here; a failed integration is logged and the
+    # next one (or the periodic task) picks the entry up, since it stays pending.
+    transaction.on_commit(integrate, robust=True)
+
+
+def _lock(name: str) -> None:
+    """Serialise with other holders of `name` until the transaction ends.
+
+    PostgreSQL: an advisory lock. SQLite: nothing to do, its write transactions (BEGIN IMMEDIATE)
+    already exclude each other.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [name])
+
+
+def integrate_pending(*, batch_size: int = INTEGRATION_BATCH) -> int:
+    """Give every committed, pending entry the next leaf index, in batches; returns how many.
+
+    The only writer of leaves and nodes. Safe to run concurrently and repeatedly: each batch holds
+    the integrator lock, and an entry leaves the pending queue in the same transaction that writes its
+    leaf, so it is integrated exactly once. Signs a checkpoint afterwards when one is due.
+    """
+    total = 0
+    while True:
+        done = _integrate_batch(batch_size)
+        total += done
+        if done < batch_size:
+            break
+    if total:
+        sign_checkpoint_if_due()
+    return total
+
+
+@transaction.atomic
+def _integrate_batch(batch_size: int) -> int:
+    _lock("kalpi.audit.integrator")
+    ids = list(PendingEntry.objects.order_by("entry_id").values_list("entry_id", flat=True)[:batch_size])
+    if not ids:
+        return 0
+    size = tree_size()
+    appender = merkle.TreeAppender.from_getter(size, NodeReader())
+    leaves, nodes = [], []
+    for offset, entry in enumerate(Entry.objects.filter(id__in=ids).order_by("id")):
+        leaf = merkle.leaf_hash(canonical_bytes(entry.document()))
+        leaves.append(Leaf(index=size + offset, entry_id=entry.id, hash=leaf))
+        nodes.extend(Node(level=level, index=index, hash=h) for level, index, h in appender.append(leaf))
+    Leaf.objects.bulk_create(leaves, batch_size=1000)
+    Node.objects.bulk_create(nodes, batch_size=1000)
+    PendingEntry.objects.filter(entry_id__in=ids).delete()
+    return len(ids)
+
+
+@transaction.atomic
+def sign_checkpoint(*, force: bool = False) -> Checkpoint | None:
+    """Sign the tree as it stands; None when the latest checkpoint already covers it (unless forced).
+
+    Holds the integrator lock, so the size and root it signs are those of one moment.
+    """
+    _lock("kalpi.audit.integrator")
+    size = tree_size()
+    latest = Checkpoint.objects.order_by("-id").first()
+    if latest is not None and latest.tree_size == size and not force:
+        return None
+    root = NodeReader().root(size)
+    body = note.format_checkpoint(settings.KALPI_LOG_ORIGIN, size, root)
+    return Checkpoint.objects.create(
+        tree_size=size, root=root, note=note.sign(body, keys.signer()), created_at=timezone.now()
+    )
+
+
+def sign_checkpoint_if_due() -> Checkpoint | None:
+    """Sign when the tree has grown and the latest checkpoint is older than the interval."""
+    latest = Checkpoint.objects.order_by("-id").first()
+    interval = timedelta(seconds=settings.KALPI_CHECKPOINT_INTERVAL)
+    if latest is not None and timezone.now() - latest.created_at < interval:
+        return None
+    return sign_checkpoint()

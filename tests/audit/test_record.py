@@ -1,0 +1,88 @@
+"""Recording entries: in the change's transaction, integrated right after commit, never in a rollback."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from django.db import transaction
+
+from audit import services
+from audit.canonical import canonical_bytes
+from audit.models import Action, Entry, Leaf, PendingEntry
+from audit.selectors import tree_size
+
+
+def record(n: int = 1, **payload) -> list[Entry]:
+    with transaction.atomic():
+        return [
+            services.record(action=Action.ROSTER_IMPORTED, actor="rina", payload={"n": i, **payload}) for i in range(n)
+        ]
+
+
+def test_an_entry_gets_its_leaf_right_after_commit(db, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        [entry] = record()
+    leaf = Leaf.objects.get(entry=entry)
+    assert leaf.index == 0 and not PendingEntry.objects.exists()
+    document = {
+        "id": entry.id,
+        "action": "roster.imported",
+        "actor": "rina",
+        "payload": {"n": 0},
+        "created_at": entry.created_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    }
+    assert entry.document() == document
+    assert bytes(leaf.hash) == hashlib.sha256(b"\x00" + canonical_bytes(document)).digest()
+
+
+def test_entries_of_one_transaction_get_dense_indices_in_order(db, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        entries = record(5)
+    assert len(callbacks) == 1  # one integration per transaction, not one per entry
+    assert list(Leaf.objects.order_by("index").values_list("index", "entry_id")) == [
+        (i, e.id) for i, e in enumerate(entries)
+    ]
+    assert tree_size() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_refuses_to_record_outside_a_transaction():
+    with pytest.raises(services.NotInTransaction):
+        services.record(action=Action.ROSTER_IMPORTED, actor="rina", payload={})
+    assert not Entry.objects.exists()
+
+
+def test_a_rolled_back_change_leaves_no_entry(db, django_capture_on_commit_callbacks):
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(ZeroDivisionError),
+        transaction.atomic(),
+    ):
+        services.record(action=Action.ROSTER_IMPORTED, actor="rina", payload={})
+        1 / 0  # noqa: B018 (the change fails after its entry was written)
+    assert callbacks == []
+    assert not Entry.objects.exists() and not PendingEntry.objects.exists() and tree_size() == 0
+
+
+def test_it_refuses_an_unknown_action_and_a_float(db):
+    with transaction.atomic():
+        with pytest.raises(ValueError):
+            services.record(action="roster.burned", actor="rina", payload={})
+        with pytest.raises(TypeError):
+            services.record(action=Action.ROSTER_IMPORTED, actor="rina", payload={"turnout": 66.7})
+    assert not Entry.objects.exists()
+
+
+def test_integration_is_safe_to_run_again(db, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        record(3)
+    assert services.integrate_pending() == 0
+    assert tree_size() == 3
+
+
+def test_integration_works_in_batches(db):
+    record(7)  # no on-commit callbacks run inside the test transaction: all seven wait
+    assert PendingEntry.objects.count() == 7
+    assert services.integrate_pending(batch_size=3) == 7
+    assert list(Leaf.objects.values_list("index", flat=True).order_by("index")) == list(range(7))
