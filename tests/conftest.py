@@ -38,6 +38,23 @@ def _static_files_without_collectstatic(settings):
 
 
 @pytest.fixture(autouse=True)
+def _celery_eager(request):
+    """Tasks run in the test's process, so a test sees their effect at once, whatever the broker.
+
+    Tests marked `real_celery` keep the configured broker and start a real worker themselves.
+    """
+    if request.node.get_closest_marker("real_celery"):
+        yield
+        return
+    from config.celery import app
+
+    saved = app.conf.task_always_eager, app.conf.task_eager_propagates
+    app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
+    yield
+    app.conf.task_always_eager, app.conf.task_eager_propagates = saved
+
+
+@pytest.fixture(autouse=True)
 def _test_signing_key(settings, tmp_path_factory):
     key_file = tmp_path_factory.getbasetemp() / "kalpi-test-signing-key"
     if not key_file.exists():
@@ -95,6 +112,14 @@ def csv_stream(text: str) -> io.BytesIO:
 
 def is_postgres() -> bool:
     return connection.vendor == "postgresql"
+
+
+def database_url() -> str:
+    """The URL of the test database, for a second process (a command, a worker)."""
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{Path(s['NAME']).resolve()}"
+    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
 @pytest.fixture

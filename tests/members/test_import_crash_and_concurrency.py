@@ -9,22 +9,14 @@ import threading
 from pathlib import Path
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from members.fake_roster import roster_csv_bytes
 from members.models import Member
 from members.services import import_roster
-from tests.conftest import SMALL_ROSTER, csv_stream, is_postgres
+from tests.conftest import SMALL_ROSTER, csv_stream, database_url, is_postgres
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-
-
-def database_url() -> str:
-    """The URL of the test database, for a second process."""
-    s = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{Path(s['NAME']).resolve()}"
-    return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
 
 
 def snapshot():
