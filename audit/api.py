@@ -99,7 +99,7 @@ class InclusionProofView(APIView):
         _check_size(size)
         if index >= size:
             raise Invalid("index must be below size.", fields={"index": [f"Below {size}."]})
-        nodes = NodeReader()
+        nodes = NodeReader().prefetch([(0, index), *merkle.inclusion_proof_nodes(index, size)])
         proof = merkle.inclusion_proof(index, size, nodes)
         body = {"index": index, "size": size, "leaf_hash": nodes(0, index).hex(), "proof": [h.hex() for h in proof]}
         response = Response(body)
@@ -124,7 +124,8 @@ class ConsistencyProofView(APIView):
         _check_size(second)
         if first > second:
             raise Invalid("first must not exceed second.", fields={"first": [f"At most {second}."]})
-        proof = merkle.consistency_proof(first, second, NodeReader())
+        nodes = NodeReader().prefetch(merkle.consistency_proof_nodes(first, second))
+        proof = merkle.consistency_proof(first, second, nodes)
         response = Response({"first": first, "second": second, "proof": [h.hex() for h in proof]})
         response["Cache-Control"] = IMMUTABLE
         return response

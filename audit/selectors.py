@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Max
+from django.db.models import Max, Q
 
 from audit import merkle
 from audit.models import Checkpoint, Leaf, Node
@@ -30,8 +30,26 @@ class NodeReader:
             self._cache[key] = bytes(value)
         return self._cache[key]
 
+    def prefetch(self, coordinates: list[tuple[int, int]]) -> NodeReader:
+        """Read these (level, index) subtrees in at most two queries, leaves and interior nodes."""
+        leaves = [index for level, index in coordinates if level == 0 and (0, index) not in self._cache]
+        interior = [(level, index) for level, index in coordinates if level > 0 and (level, index) not in self._cache]
+        if leaves:
+            for index, value in Leaf.objects.filter(index__in=leaves).values_list("index", "hash"):
+                self._cache[(0, index)] = bytes(value)
+        if interior:
+            wanted = Q()
+            for level, index in interior:
+                wanted |= Q(level=level, index=index)
+            for level, index, value in Node.objects.filter(wanted).values_list("level", "index", "hash"):
+                self._cache[(level, index)] = bytes(value)
+        return self
+
     def root(self, size: int) -> bytes:
-        return merkle.subtree_root(0, size, self) if size else merkle.EMPTY_ROOT
+        if not size:
+            return merkle.EMPTY_ROOT
+        self.prefetch(merkle.border_coordinates(size))
+        return merkle.subtree_root(0, size, self)
 
 
 def latest_checkpoint() -> Checkpoint | None:

@@ -104,3 +104,17 @@ def test_the_api_only_reads(client, log):
 def test_the_root_in_the_checkpoint_is_base64(client, log):
     lines = get(client, "checkpoint/").content.decode().split("\n")
     assert base64.b64decode(lines[2]) == NodeReader().root(11)
+
+
+def test_a_proof_reads_its_nodes_in_a_bounded_number_of_queries(client, log, django_assert_max_num_queries):
+    # tree size, leaves, interior nodes: the same few queries whatever the size of the tree
+    with django_assert_max_num_queries(4):
+        assert get(client, "proofs/inclusion/", index=3, size=11).status_code == 200
+    with django_assert_max_num_queries(4):
+        assert get(client, "proofs/consistency/", first=5, second=11).status_code == 200
+
+
+def test_the_openapi_schema_documents_the_audit_api(client, db):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    for path in ("checkpoint", "public-key", "entries", "proofs/inclusion", "proofs/consistency"):
+        assert f"/api/v1/audit/{path}/" in schema["paths"]
