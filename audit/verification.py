@@ -23,10 +23,13 @@ def _entries(on_progress: ProgressCallback | None) -> Iterator[tuple[int, dict, 
     """Every integrated entry in leaf order with its stored leaf hash, streamed (a server-side cursor
     on PostgreSQL), so memory stays flat whatever the size of the log."""
     rows = Leaf.objects.order_by("index").values_list(*_COLUMNS).iterator(chunk_size=_CHUNK)
+    count = 0
     for count, (index, stored, id_, action, actor, payload, created_at) in enumerate(rows, start=1):
         yield index, entry_document(id_, action, actor, payload, created_at), bytes(stored)
         if on_progress is not None and count % _CHUNK == 0:
             on_progress(count)
+    if on_progress is not None:
+        on_progress(count)
 
 
 def _checkpoints() -> Iterator[tuple[int, str, list[bytes] | None]]:
