@@ -42,6 +42,37 @@ def record(*, action: Action | str, actor: str, payload: dict[str, Any]) -> Entr
     return entry
 
 
+def record_many(*, action: Action | str, actor: str, payloads: list[dict[str, Any]]) -> int:
+    """Append one entry per payload, in one round trip each for entries and the pending queue.
+
+    Same preconditions and guarantees as `record`; for batches (a station's batch of ballots).
+    """
+    if not connection.in_atomic_block:
+        raise NotInTransaction("audit.record_many must run inside the transaction of the change it records")
+    action = Action(action)
+    for payload in payloads:
+        canonical_bytes(payload)
+    now = timezone.now()
+    entries = Entry.objects.bulk_create(
+        [Entry(action=action, actor=actor, payload=payload, created_at=now) for payload in payloads], batch_size=1000
+    )
+    PendingEntry.objects.bulk_create([PendingEntry(entry_id=entry.id) for entry in entries], batch_size=1000)
+    _integrate_after_commit()
+    return len(entries)
+
+
+def request_checkpoint() -> None:
+    """After this transaction commits, integrate what is pending and sign a checkpoint covering it
+    (a station sealed, a round tallied, results published: moments an observer will want signed)."""
+
+    def sign() -> None:
+        from audit.tasks import integrate_and_sign
+
+        integrate_and_sign.delay()
+
+    transaction.on_commit(sign, robust=True)
+
+
 def _integrate_after_commit() -> None:
     # One integration per transaction is enough, however many entries it records.
     if any(getattr(callback, "_kalpi_integrate", False) for _, callback, _ in connection.run_on_commit):

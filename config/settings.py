@@ -4,6 +4,8 @@ With nothing set, Kalpi runs embedded: SQLite, eager Celery, in-memory cache. Pr
 environment alone (DATABASE_URL, CELERY_BROKER_URL, REDIS_URL, SECRET_KEY, ALLOWED_HOSTS).
 """
 
+import os
+import tempfile
 from pathlib import Path
 
 import dj_database_url
@@ -95,8 +97,9 @@ if _default_db["ENGINE"] == "django.db.backends.sqlite3":
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
         }
     )
-    # Tests that start a second process (a killed import) need the test database in a file.
-    _default_db["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+    # Tests that start a second process (a killed import, a worker) need the test database in a file;
+    # one per test run, so two runs at once do not share it.
+    _default_db["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"kalpi-test-{os.getpid()}.sqlite3")}
 DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -151,3 +151,58 @@ def superuser(db) -> User:
 def outsider(db) -> User:
     """Staff with no group at all: can log in to the admin and do nothing there."""
     return _official("nobody")
+
+
+# A small election over SMALL_ROSTER: Tel Aviv votes electronically at tlv-01, Haifa on paper at
+# hfa-01, and anyone may vote at the electronic station any-01. Sderot has no station of its own.
+ELECTION_FILE = {
+    "slug": "labor-2011",
+    "name": "Labor Party leadership election 2011",
+    "roster_cutoff": "2011-06-30",
+    "require_dues": False,
+    "candidates": [
+        {"code": "yachimovich", "name": "Shelly Yachimovich"},
+        {"code": "peretz", "name": "Amir Peretz"},
+        {"code": "herzog", "name": "Isaac Herzog"},
+    ],
+    "stations": [
+        {"code": "tlv-01", "name": "Tel Aviv 1", "mode": "electronic", "branches": ["tel-aviv"]},
+        {"code": "hfa-01", "name": "Haifa 1", "mode": "paper", "branches": ["haifa"]},
+        {"code": "any-01", "name": "Party house", "mode": "electronic", "branches": []},
+    ],
+    "rule": {"method": "two_round", "threshold_percent": "40", "threshold_base": "valid", "quorum_percent": None,
+             "advance": 2, "tie_break": "lot"},
+    "rounds": [{"number": 1, "opens_at": "2011-09-12T07:00:00+03:00", "closes_at": "2011-09-12T22:00:00+03:00"}],
+    "runoff_after_days": 7,
+    "certifications_required": 2,
+}  # fmt: skip
+
+
+class Election:
+    """The election of ELECTION_FILE, frozen over SMALL_ROSTER, round 1 open, a device token per station."""
+
+    def __init__(self) -> None:
+        from ballots.services import setup
+
+        self.election, _ = setup.load_election(data=ELECTION_FILE, actor="committee")
+        setup.freeze_electorate(election=self.election, actor="committee")
+        self.round = setup.open_round(election=self.election, number=1, actor="committee")
+        self.tokens = {}
+        for station in self.election.stations.all():
+            _, self.tokens[station.code] = setup.issue_station_token(station=station, actor="manager")
+
+    def station(self, code: str):
+        return self.election.stations.get(code=code)
+
+    def client(self, code: str | None):
+        from rest_framework.test import APIClient
+
+        client = APIClient()
+        if code is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Token {self.tokens[code]}")
+        return client
+
+
+@pytest.fixture
+def election(small_roster) -> Election:
+    return Election()

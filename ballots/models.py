@@ -1,0 +1,273 @@
+"""Elections and their day: candidates, stations and device tokens, rounds, the electorate,
+check-ins, secret ballots, station returns and seals.
+
+Check-ins, ballots, returns, resolutions and seals are append-only (database triggers). A ballot has
+no member, no timestamp and no sequential id: its id is the station's random UUIDv4.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from members.models import Member
+
+CHOICE_BLANK = "blank"
+CHOICE_INVALID = "invalid"
+SPECIAL_CHOICES = (CHOICE_BLANK, CHOICE_INVALID)
+
+
+class Election(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"  # definition can still change
+        FROZEN = "frozen"  # electorate frozen: the definition is fixed
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    roster_cutoff = models.DateField()
+    require_dues = models.BooleanField(default=False)
+    # The counting rule as in the election file (method, threshold_percent, threshold_base,
+    # quorum_percent, advance, tie_break); validated by ballots.election_file.
+    rule = models.JSONField()
+    runoff_after_days = models.PositiveIntegerField(default=7)
+    certifications_required = models.PositiveIntegerField(default=2)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    electorate_frozen_at = models.DateTimeField(null=True, blank=True)
+    # The election file as loaded, canonical JSON, for the record.
+    definition = models.JSONField()
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Candidate(models.Model):
+    election = models.ForeignKey(Election, on_delete=models.CASCADE, related_name="candidates")
+    code = models.SlugField(max_length=64)
+    name = models.CharField(max_length=200)
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["election", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["election", "code"], name="candidate_code_unique"),
+            models.CheckConstraint(condition=~Q(code__in=SPECIAL_CHOICES), name="candidate_code_not_special"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Station(models.Model):
+    class Mode(models.TextChoices):
+        ELECTRONIC = "electronic"
+        PAPER = "paper"
+
+    election = models.ForeignKey(Election, on_delete=models.CASCADE, related_name="stations")
+    code = models.SlugField(max_length=64)
+    name = models.CharField(max_length=200)
+    mode = models.CharField(max_length=16, choices=Mode.choices)
+    # Branch codes served; empty serves every branch. Order in the file decides "the member's station".
+    branches = models.JSONField(default=list, blank=True)
+    position = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["election", "position"]
+        constraints = [models.UniqueConstraint(fields=["election", "code"], name="station_code_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.code})"
+
+    def serves(self, branch_code: str) -> bool:
+        return not self.branches or branch_code in self.branches
+
+
+class StationToken(models.Model):
+    """A device's credential. Only the SHA-256 of the key is stored; the key is shown once."""
+
+    station = models.ForeignKey(Station, on_delete=models.CASCADE, related_name="tokens")
+    key_hash = models.CharField(max_length=64, unique=True)
+    # The first characters of the key, so officials can tell tokens apart without the key.
+    prefix = models.CharField(max_length=8)
+    created_at = models.DateTimeField()
+    created_by = models.CharField(max_length=150)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.CharField(max_length=150, blank=True, default="")
+
+    class Meta:
+        ordering = ["station", "created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.station.code} token {self.prefix}…"
+
+    @property
+    def revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class Round(models.Model):
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled"
+        OPEN = "open"
+        CLOSED = "closed"
+
+    election = models.ForeignKey(Election, on_delete=models.CASCADE, related_name="rounds")
+    number = models.PositiveIntegerField()
+    opens_at = models.DateTimeField()
+    closes_at = models.DateTimeField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
+    # The candidates on this round's ballot: all of them in round one, those advancing in a runoff.
+    candidates = models.ManyToManyField(Candidate, related_name="rounds")
+
+    class Meta:
+        ordering = ["election", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["election", "number"], name="round_number_unique"),
+            models.UniqueConstraint(fields=["election"], condition=Q(status="open"), name="one_open_round"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.election.slug} round {self.number}"
+
+
+class Elector(models.Model):
+    """A member of the frozen electorate of an election, with the station that serves their branch."""
+
+    election = models.ForeignKey(Election, on_delete=models.PROTECT, related_name="electors")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+")
+    # The member's branch when the electorate was frozen: later roster changes do not move a voter.
+    branch_code = models.CharField(max_length=64)
+    # The member's station (DESIGN.md): the first serving their branch, else the first serving all.
+    station = models.ForeignKey(Station, null=True, on_delete=models.PROTECT, related_name="+")
+    removed_at = models.DateTimeField(null=True, blank=True)
+    removed_by = models.CharField(max_length=150, blank=True, default="")
+    removal_reason = models.TextField(blank=True, default="")
+    added_by = models.CharField(max_length=150, blank=True, default="")
+    addition_reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["election", "member"], name="elector_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.member.member_no} in {self.election.slug}"
+
+
+class StationRound(models.Model):
+    """A station in a round: whether it is closed, and its running counts.
+
+    The counters move in the same transaction as the check-in or ballot they count, by a conditional
+    UPDATE, which is what keeps ballots <= check-ins under concurrency.
+    """
+
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="station_rounds")
+    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="station_rounds")
+    checkins = models.PositiveIntegerField(default=0)
+    ballots = models.PositiveIntegerField(default=0)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["round", "station"], name="station_round_unique"),
+            models.CheckConstraint(condition=Q(ballots__lte=models.F("checkins")), name="ballots_within_checkins"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.station.code} in round {self.round.number}"
+
+
+class CheckIn(models.Model):
+    """A member came to vote in a round. The unique constraint is invariant 1: one vote per round."""
+
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="checkins")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+")
+    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="checkins")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["round", "member"], name="one_checkin_per_round")]
+
+    def __str__(self) -> str:
+        return f"check-in {self.pk}"
+
+
+class Ballot(models.Model):
+    """A secret ballot: the station's UUIDv4, the round, the station and the choice. Nothing else."""
+
+    id = models.UUIDField(primary_key=True)
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="ballots")
+    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="ballots")
+    # A candidate code of the round, "blank" or "invalid".
+    choice = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return "ballot"
+
+
+class StationReturn(models.Model):
+    """One of the two independent entries of a paper station's count."""
+
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="returns")
+    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="returns")
+    entry = models.PositiveSmallIntegerField(choices=[(1, "entry 1"), (2, "entry 2")])
+    counts = models.JSONField()  # {candidate code: votes}
+    blank = models.PositiveIntegerField()
+    invalid = models.PositiveIntegerField()
+    total = models.PositiveIntegerField()
+    warnings = models.JSONField(default=list)
+    entered_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["round", "station", "entry"], name="one_return_per_entry")]
+
+    def __str__(self) -> str:
+        return f"{self.station.code} round {self.round.number} entry {self.entry}"
+
+    def figures(self) -> dict:
+        return {"counts": self.counts, "blank": self.blank, "invalid": self.invalid, "total": self.total}
+
+
+class ReturnResolution(models.Model):
+    """The committee's decision on two differing entries: the figures that count, and why."""
+
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="return_resolutions")
+    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="return_resolutions")
+    counts = models.JSONField()
+    blank = models.PositiveIntegerField()
+    invalid = models.PositiveIntegerField()
+    total = models.PositiveIntegerField()
+    reason = models.TextField()
+    resolved_by = models.CharField(max_length=150)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["round", "station"], name="one_resolution_per_station")]
+
+    def __str__(self) -> str:
+        return f"resolution for {self.station.code} round {self.round.number}"
+
+    def figures(self) -> dict:
+        return {"counts": self.counts, "blank": self.blank, "invalid": self.invalid, "total": self.total}
+
+
+class Seal(models.Model):
+    """What a station's count is, fixed: counts per choice and, for an electronic station, the Merkle
+    root of its ballots sorted by id. Written when an electronic station closes, and when a paper
+    station's return is accepted."""
+
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="seals")
+    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="seals")
+    checkins = models.PositiveIntegerField()
+    ballots = models.PositiveIntegerField()  # ballots counted (electronic: recorded; paper: the return's total)
+    counts = models.JSONField()  # {candidate code | "blank" | "invalid": n}
+    ballots_root = models.CharField(max_length=64, blank=True, default="")  # hex; electronic stations only
+    source = models.CharField(max_length=16)  # "ballots", "return" or "resolution"
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["round", "station"], name="one_seal_per_station")]
+
+    def __str__(self) -> str:
+        return f"seal of {self.station.code} round {self.round.number}"

@@ -1,0 +1,395 @@
+"""Election day at a station: check-ins, secret ballots, the paper return by double entry, the close.
+
+Every function here runs in one transaction with its audit entry. The station's row for the round
+(StationRound) is the gate: its counters move by conditional UPDATEs that also require the station to
+be open, so a close and a check-in, or two devices of one station, can never interleave wrongly.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from audit import merkle
+from audit import services as audit
+from audit.canonical import canonical_bytes
+from audit.keys import member_pseudonym
+from audit.models import Action
+from ballots.errors import (
+    AlreadyVoted,
+    BatchTooLarge,
+    IdempotencyConflict,
+    NotInElectorate,
+    NoVoterForBallot,
+    ReturnAlreadyEntered,
+    ReturnInvalid,
+    RoundNotOpen,
+    StationClosed,
+    StationOpen,
+    UnknownChoice,
+    WrongMode,
+    WrongStation,
+)
+from ballots.models import (
+    SPECIAL_CHOICES,
+    Ballot,
+    CheckIn,
+    Elector,
+    ReturnResolution,
+    Round,
+    Seal,
+    Station,
+    StationReturn,
+    StationRound,
+)
+from ballots.returns import validate_return
+from config.errors import Invalid
+
+MAX_BATCH = 1000
+
+
+def open_round_of(station: Station) -> Round:
+    round_ = Round.objects.filter(election_id=station.election_id, status=Round.Status.OPEN).first()
+    if round_ is None:
+        raise RoundNotOpen()
+    return round_
+
+
+def _latest_round_of(station: Station) -> Round:
+    """The open round, else the latest closed one: where a return or a close belongs after the polls."""
+    round_ = (
+        Round.objects.filter(election_id=station.election_id)
+        .exclude(status=Round.Status.SCHEDULED)
+        .order_by("-number")
+        .first()
+    )
+    if round_ is None:
+        raise RoundNotOpen()
+    return round_
+
+
+def _choices(round_: Round) -> set[str]:
+    return set(round_.candidates.values_list("code", flat=True)) | set(SPECIAL_CHOICES)
+
+
+@transaction.atomic
+def check_in_voter(*, station: Station, member_no: str) -> tuple[CheckIn, Round]:
+    """Check a member in to vote in the open round at this station.
+
+    One member, one check-in per round across all stations: the unique constraint decides, so of
+    twenty simultaneous check-ins exactly one succeeds. Refuses: no open round, the station closed, a
+    member outside the electorate, a member of a branch this station does not serve.
+    """
+    round_ = open_round_of(station)
+    elector = (
+        Elector.objects.select_related("member", "station")
+        .filter(election_id=station.election_id, member__member_no=member_no, removed_at__isnull=True)
+        .first()
+    )
+    if elector is None:
+        raise NotInElectorate()
+    if not station.serves(elector.branch_code):
+        home = elector.station.code if elector.station else None
+        raise WrongStation(f"This member votes at station {home}.", station=home)
+    try:
+        with transaction.atomic():
+            checkin = CheckIn.objects.create(
+                round=round_, member=elector.member, station=station, created_at=timezone.now()
+            )
+    except IntegrityError:
+        raise AlreadyVoted() from None
+    # The gate: counts the check-in only while the station is open; the row lock orders it with a close.
+    if not StationRound.objects.filter(round=round_, station=station, closed_at__isnull=True).update(
+        checkins=F("checkins") + 1
+    ):
+        raise StationClosed()
+    audit.record(
+        action=Action.VOTER_CHECKED_IN,
+        actor=station.code,
+        payload={"round": round_.number, "station": station.code, "member": member_pseudonym(member_no)},
+    )
+    return checkin, round_
+
+
+def lookup_voter(*, station: Station, member_no: str) -> dict[str, Any]:
+    """What a station may know of a member: in the electorate, their station, voted in the open round."""
+    elector = (
+        Elector.objects.select_related("station")
+        .filter(election_id=station.election_id, member__member_no=member_no, removed_at__isnull=True)
+        .first()
+    )
+    round_ = Round.objects.filter(election_id=station.election_id, status=Round.Status.OPEN).first()
+    voted = bool(elector and round_ and CheckIn.objects.filter(round=round_, member_id=elector.member_id).exists())
+    return {
+        "member_no": member_no,
+        "in_electorate": elector is not None,
+        "station": elector.station.code if elector and elector.station else None,
+        "voted": voted,
+    }
+
+
+def _parse_ballot_id(value: Any, field: str = "id") -> uuid.UUID:
+    try:
+        parsed = uuid.UUID(str(value))
+    except ValueError:
+        raise Invalid("The ballot id must be a UUID.", fields={field: ["A UUIDv4 is required."]}) from None
+    if parsed.version != 4:
+        raise Invalid("The ballot id must be a random UUID (version 4).", fields={field: ["A UUIDv4 is required."]})
+    return parsed
+
+
+def _count_ballots(station: Station, round_: Round, count: int) -> None:
+    """Move the station's ballot counter by `count`, only while open and never past its check-ins."""
+    updated = StationRound.objects.filter(
+        round=round_, station=station, closed_at__isnull=True, ballots__lte=F("checkins") - count
+    ).update(ballots=F("ballots") + count)
+    if not updated:
+        if StationRound.objects.filter(round=round_, station=station, closed_at__isnull=False).exists():
+            raise StationClosed()
+        raise NoVoterForBallot()
+
+
+@transaction.atomic
+def record_ballot(*, station: Station, ballot_id: Any, choice: str) -> bool:
+    """Record one secret ballot; True when new, False for an identical replay (counted once).
+
+    The id is the station's UUIDv4, so a retry after a lost answer is safe. The same id with another
+    choice or at another station is refused. The ballot carries no member and no time; its audit
+    entry says only that this station recorded a ballot.
+    """
+    if station.mode != Station.Mode.ELECTRONIC:
+        raise WrongMode("A paper station reports its count as a return, not ballots.")
+    ballot_id = _parse_ballot_id(ballot_id)
+    existing = Ballot.objects.filter(id=ballot_id).values_list("station_id", "choice").first()
+    if existing is not None:
+        return _replay(existing, station, choice, ballot_id)
+    round_ = open_round_of(station)
+    if choice not in _choices(round_):
+        raise UnknownChoice(f"{choice!r} is not a candidate of this round, blank or invalid.", choice=choice)
+    try:
+        with transaction.atomic():
+            Ballot.objects.create(id=ballot_id, round=round_, station=station, choice=choice)
+    except IntegrityError:
+        # The same id arrived twice at once; the first has committed: this is its replay, or a conflict.
+        existing = Ballot.objects.filter(id=ballot_id).values_list("station_id", "choice").first()
+        return _replay(existing, station, choice, ballot_id)
+    _count_ballots(station, round_, 1)
+    audit.record(
+        action=Action.BALLOT_RECORDED, actor=station.code, payload={"round": round_.number, "station": station.code}
+    )
+    return True
+
+
+def _replay(existing, station: Station, choice: str, ballot_id: uuid.UUID) -> bool:
+    if existing == (station.id, choice):
+        return False
+    raise IdempotencyConflict(id=str(ballot_id))
+
+
+@transaction.atomic
+def record_ballots(*, station: Station, ballots: list[dict[str, Any]]) -> tuple[int, int]:
+    """Record a batch of ballots, all or nothing; returns (accepted, duplicates).
+
+    Ballots already recorded identically (or repeated within the batch) count as duplicates; any
+    conflict, unknown choice or shortfall of check-ins refuses the whole batch.
+    """
+    if len(ballots) > MAX_BATCH:
+        raise BatchTooLarge(size=len(ballots))
+    if station.mode != Station.Mode.ELECTRONIC:
+        raise WrongMode("A paper station reports its count as a return, not ballots.")
+    round_ = open_round_of(station)
+    choices = _choices(round_)
+    wanted: dict[uuid.UUID, str] = {}
+    duplicates = 0
+    for i, item in enumerate(ballots):
+        ballot_id = _parse_ballot_id(item.get("id"), f"ballots[{i}].id")
+        choice = item.get("choice")
+        if choice not in choices:
+            raise UnknownChoice(f"ballots[{i}]: {choice!r} is not a candidate of this round.", index=i, choice=choice)
+        if ballot_id in wanted:
+            if wanted[ballot_id] != choice:
+                raise IdempotencyConflict(f"ballots[{i}] repeats an id with another choice.", id=str(ballot_id))
+            duplicates += 1
+            continue
+        wanted[ballot_id] = choice
+    for ballot_id, station_id, choice in Ballot.objects.filter(id__in=list(wanted)).values_list(
+        "id", "station_id", "choice"
+    ):
+        if (station_id, choice) != (station.id, wanted[ballot_id]):
+            raise IdempotencyConflict(id=str(ballot_id))
+        del wanted[ballot_id]
+        duplicates += 1
+    if wanted:
+        _count_ballots(station, round_, len(wanted))
+        Ballot.objects.bulk_create(
+            [Ballot(id=i, round=round_, station=station, choice=c) for i, c in wanted.items()], batch_size=1000
+        )
+        payload = {"round": round_.number, "station": station.code}
+        audit.record_many(action=Action.BALLOT_RECORDED, actor=station.code, payloads=[payload] * len(wanted))
+    return len(wanted), duplicates
+
+
+def ballots_root(ballots: list[tuple[str, str]]) -> str:
+    """The Merkle root (hex) of a station's ballots sorted by id: leaves are canonical {"id", "choice"}."""
+    leaves = [merkle.leaf_hash(canonical_bytes({"id": i, "choice": c})) for i, c in sorted(ballots)]
+    return merkle.root(leaves).hex()
+
+
+@transaction.atomic
+def close_station(*, station: Station, actor: str, round_: Round | None = None) -> dict[str, Any]:
+    """Close the station for the round: no more check-ins or ballots. Returns the reconciliation.
+
+    An electronic station is sealed at once (counts per choice and the Merkle root of its ballots,
+    into the audit log); a paper station is sealed when its return is accepted. Closing again answers
+    the same reconciliation (safe to retry).
+    """
+    round_ = round_ or _latest_round_of(station)
+    station_round = StationRound.objects.select_for_update().get(round=round_, station=station)
+    if station_round.closed_at is None:
+        station_round.closed_at = timezone.now()
+        station_round.save(update_fields=["closed_at"])
+        audit.record(
+            action=Action.STATION_CLOSED,
+            actor=actor,
+            payload={
+                "round": round_.number,
+                "station": station.code,
+                "checkins": station_round.checkins,
+                "ballots": station_round.ballots,
+            },
+        )
+        if station.mode == Station.Mode.ELECTRONIC:
+            ballots = [
+                (str(i), c) for i, c in Ballot.objects.filter(round=round_, station=station).values_list("id", "choice")
+            ]
+            if len(ballots) != station_round.ballots:  # the counter and the rows move together; never apart
+                raise RuntimeError(
+                    f"station {station.code}: {len(ballots)} ballots stored, {station_round.ballots} counted"
+                )
+            counts = dict.fromkeys(sorted(_choices(round_)), 0)
+            for _, choice in ballots:
+                counts[choice] += 1
+            root = ballots_root(ballots)
+            _seal(round_, station, station_round.checkins, len(ballots), counts, root, "ballots", actor)
+    seal = Seal.objects.filter(round=round_, station=station).first()
+    return {
+        "checkins": station_round.checkins,
+        "ballots": station_round.ballots,
+        "seal": None
+        if seal is None
+        else {"counts": seal.counts, "ballots_root": seal.ballots_root or None, "source": seal.source},
+    }
+
+
+def _seal(
+    round_: Round, station: Station, checkins: int, ballots: int, counts: dict[str, int], root: str, source: str,
+    actor: str,
+) -> Seal:  # fmt: skip
+    seal = Seal.objects.create(
+        round=round_, station=station, checkins=checkins, ballots=ballots, counts=counts, ballots_root=root,
+        source=source, created_at=timezone.now(),
+    )  # fmt: skip
+    audit.record(
+        action=Action.STATION_SEALED,
+        actor=actor,
+        payload={
+            "round": round_.number, "station": station.code, "checkins": checkins, "ballots": ballots,
+            "counts": counts, "ballots_root": root or None, "source": source,
+        },
+    )  # fmt: skip
+    audit.request_checkpoint()
+    return seal
+
+
+def _station_electorate(station: Station) -> int:
+    return Elector.objects.filter(station=station, removed_at__isnull=True).count()
+
+
+@transaction.atomic
+def enter_return(
+    *, station: Station, entry: int, counts: dict[str, Any], blank: Any, invalid: Any, total: Any, actor: str
+) -> tuple[str, list[dict[str, str]]]:
+    """Record one entry of a paper station's count (double entry). Returns (status, warnings).
+
+    Precondition: the station is closed (its check-ins are final). Entries 1 and 2 are typed
+    independently; equal entries are accepted and seal the station; different ones are kept and
+    flagged for the committee (`resolve_return`). An entry with F… errors is refused whole.
+    """
+    if station.mode != Station.Mode.PAPER:
+        raise WrongMode("An electronic station's count is its ballots; returns are for paper stations.")
+    round_ = _latest_round_of(station)
+    station_round = StationRound.objects.select_for_update().get(round=round_, station=station)
+    if station_round.closed_at is None:
+        raise StationOpen()
+    if StationReturn.objects.filter(round=round_, station=station, entry=entry).exists():
+        raise ReturnAlreadyEntered(f"Entry {entry} of this station's return was already made.", entry=entry)
+    candidates = sorted(round_.candidates.values_list("code", flat=True))
+    errors, warnings = validate_return(
+        counts=counts, blank=blank, invalid=invalid, total=total, candidates=candidates,
+        checkins=station_round.checkins, electorate=_station_electorate(station),
+    )  # fmt: skip
+    if errors:
+        raise ReturnInvalid(errors=[e.as_dict() for e in errors], warnings=[w.as_dict() for w in warnings])
+    warning_dicts = [w.as_dict() for w in warnings]
+    created = StationReturn.objects.create(
+        round=round_, station=station, entry=entry, counts=counts, blank=blank, invalid=invalid, total=total,
+        warnings=warning_dicts, entered_by=actor, created_at=timezone.now(),
+    )  # fmt: skip
+    other = StationReturn.objects.filter(round=round_, station=station).exclude(entry=entry).first()
+    if other is None:
+        status = "awaiting_second_entry"
+    elif other.figures() == created.figures():
+        status = "accepted"
+    else:
+        status = "entries_differ"
+    audit.record(
+        action=Action.RETURN_ENTERED,
+        actor=actor,
+        payload={
+            "round": round_.number, "station": station.code, "entry": entry, **created.figures(),
+            "warnings": [w.code for w in warnings], "status": status,
+        },
+    )  # fmt: skip
+    if status == "accepted":
+        figures = {**counts, "blank": blank, "invalid": invalid}
+        _seal(round_, station, station_round.checkins, total, figures, "", "return", actor)
+    return status, warning_dicts
+
+
+@transaction.atomic
+def resolve_return(
+    *, round_: Round, station: Station, counts: dict[str, Any], blank: Any, invalid: Any, total: Any, reason: str,
+    actor: str,
+) -> ReturnResolution:  # fmt: skip
+    """The committee settles a station whose two entries differ: the figures that count, and why."""
+    if not reason.strip():
+        raise Invalid("A reason is required.", fields={"reason": ["A reason is required."]})
+    station_round = StationRound.objects.select_for_update().get(round=round_, station=station)
+    entries = list(StationReturn.objects.filter(round=round_, station=station))
+    if len(entries) != 2 or entries[0].figures() == entries[1].figures():
+        raise Invalid("Only a station whose two entries differ is resolved by the committee.")
+    if Seal.objects.filter(round=round_, station=station).exists():
+        raise ReturnAlreadyEntered("This station's count is already settled.")
+    candidates = sorted(round_.candidates.values_list("code", flat=True))
+    errors, _ = validate_return(
+        counts=counts, blank=blank, invalid=invalid, total=total, candidates=candidates,
+        checkins=station_round.checkins, electorate=_station_electorate(station),
+    )  # fmt: skip
+    if errors:
+        raise ReturnInvalid(errors=[e.as_dict() for e in errors])
+    resolution = ReturnResolution.objects.create(
+        round=round_, station=station, counts=counts, blank=blank, invalid=invalid, total=total, reason=reason,
+        resolved_by=actor, created_at=timezone.now(),
+    )  # fmt: skip
+    audit.record(
+        action=Action.RETURN_RESOLVED,
+        actor=actor,
+        payload={"round": round_.number, "station": station.code, **resolution.figures(), "reason": reason},
+    )
+    figures = {**counts, "blank": blank, "invalid": invalid}
+    _seal(round_, station, station_round.checkins, total, figures, "", "resolution", actor)
+    return resolution
