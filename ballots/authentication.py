@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from ballots.models import Station, StationToken
@@ -53,3 +54,18 @@ class StationTokenAuthentication(authentication.BaseAuthentication):
 class IsStationDevice(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
         return isinstance(request.user, StationDevice)
+
+
+class StationTokenScheme(OpenApiAuthenticationExtension):
+    """Documents the device token in the OpenAPI schema."""
+
+    target_class = StationTokenAuthentication
+    name = "stationToken"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <key>`: the station device's token, from `manage.py issue_station_token`.",
+        }

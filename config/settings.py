@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "members",
     "ballots",
     "audit",
@@ -100,6 +101,9 @@ if _default_db["ENGINE"] == "django.db.backends.sqlite3":
     # Tests that start a second process (a killed import, a worker) need the test database in a file;
     # one per test run, so two runs at once do not share it.
     _default_db["TEST"] = {"NAME": str(Path(tempfile.gettempdir()) / f"kalpi-test-{os.getpid()}.sqlite3")}
+else:
+    # One test database per test run, so two runs against one server do not drop each other's.
+    _default_db["TEST"] = {"NAME": f"test_{_default_db['NAME']}_{os.getpid()}"}
 DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -192,7 +196,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
     "EXCEPTION_HANDLER": "config.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
@@ -200,6 +204,11 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Kalpi API",
     "DESCRIPTION": "Station, public and audit API of Kalpi, the party election service.",
     "VERSION": "1.0.0",
+    # The interactive docs' assets are served by Kalpi itself, not fetched from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 LOGGING = {

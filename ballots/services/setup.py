@@ -156,6 +156,7 @@ def change_electorate(*, election: Election, member_no: str, add: bool, reason: 
     """Add one member to, or remove one from, a frozen electorate, with a reason; audited."""
     if not reason.strip():
         raise Invalid("A reason is required.", fields={"reason": ["A reason is required."]})
+    election = Election.objects.select_for_update().get(pk=election.pk)
     if election.status != Election.Status.FROZEN:
         raise RoundStateError("The electorate is not frozen yet: change the roster instead.")
     member = Member.objects.select_related("branch").filter(member_no=member_no).first()
