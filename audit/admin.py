@@ -45,7 +45,10 @@ class EntryAdmin(ReadOnlyAdmin):
 
     @admin.display(description="payload")
     def payload_json(self, entry: Entry):
-        return format_html("<pre>{}</pre>", json.dumps(entry.payload, indent=2, sort_keys=True, ensure_ascii=False))
+        return format_html(
+            '<pre class="kalpi-hash" style="white-space: pre-wrap">{}</pre>',
+            json.dumps(entry.payload, indent=2, sort_keys=True, ensure_ascii=False),
+        )
 
     def get_urls(self):
         return [

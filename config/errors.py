@@ -86,3 +86,13 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             envelope("invalid", "Some fields are not valid.", {"fields": fields}), status=400, headers=headers
         )
     return Response(envelope(code, str(exc.detail)), status=status, headers=headers)
+
+
+def not_found(request, exception=None):
+    """404 for an unknown URL: the envelope under /api/, Django's page elsewhere."""
+    from django.http import JsonResponse
+    from django.views.defaults import page_not_found
+
+    if request.path.startswith("/api/"):
+        return JsonResponse(envelope("not_found", "There is nothing at this address."), status=404)
+    return page_not_found(request, exception)

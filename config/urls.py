@@ -18,3 +18,5 @@ urlpatterns = [
 admin.site.site_header = "Kalpi administration"
 admin.site.site_title = "Kalpi"
 admin.site.index_title = "Roster, elections and audit"
+
+handler404 = "config.errors.not_found"

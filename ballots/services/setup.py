@@ -38,7 +38,7 @@ def load_election(*, data: Any, actor: str) -> tuple[Election, bool]:
     Returns (election, created). Safe to run twice with the same file.
     """
     spec = parse_election_file(data)
-    election = Election.objects.select_for_update().filter(slug=spec.slug).first()
+    election = Election.objects.select_for_update(no_key=True).filter(slug=spec.slug).first()
     created = election is None
     if election is not None and election.status != Election.Status.DRAFT:
         raise ElectionFrozen(f"The electorate of {spec.slug} is frozen; its definition can no longer change.")
@@ -113,7 +113,7 @@ def freeze_electorate(*, election: Election, actor: str) -> int:
     The audit entry carries the size and a digest of the sorted member pseudonyms, so anyone holding
     the electorate's pseudonyms can check it.
     """
-    election = Election.objects.select_for_update().get(pk=election.pk)
+    election = Election.objects.select_for_update(no_key=True).get(pk=election.pk)
     if election.status != Election.Status.DRAFT:
         raise ElectionFrozen(f"The electorate of {election.slug} is already frozen.")
     stations = list(election.stations.order_by("position"))
@@ -156,7 +156,7 @@ def change_electorate(*, election: Election, member_no: str, add: bool, reason: 
     """Add one member to, or remove one from, a frozen electorate, with a reason; audited."""
     if not reason.strip():
         raise Invalid("A reason is required.", fields={"reason": ["A reason is required."]})
-    election = Election.objects.select_for_update().get(pk=election.pk)
+    election = Election.objects.select_for_update(no_key=True).get(pk=election.pk)
     if election.status != Election.Status.FROZEN:
         raise RoundStateError("The electorate is not frozen yet: change the roster instead.")
     member = Member.objects.select_related("branch").filter(member_no=member_no).first()
@@ -250,8 +250,10 @@ def open_round(*, election: Election, number: int, actor: str) -> Round:
 
     Locks the election row, so two officials opening rounds at once are taken one after the other.
     """
-    election = Election.objects.select_for_update().get(pk=election.pk)
-    round_ = Round.objects.select_for_update().filter(election=election, number=number).first()
+    election = Election.objects.select_for_update(no_key=True).get(pk=election.pk)
+    # FOR NO KEY UPDATE: check-ins and ballots reference the round and take FOR KEY SHARE on it when
+    # they commit; a plain FOR UPDATE here would deadlock with them.
+    round_ = Round.objects.select_for_update(no_key=True).filter(election=election, number=number).first()
     if round_ is None:
         raise NotFound(f"{election.slug} has no round {number}.")
     if election.status != Election.Status.FROZEN:
@@ -282,8 +284,12 @@ def open_round(*, election: Election, number: int, actor: str) -> Round:
 
 @transaction.atomic
 def close_round(*, election: Election, number: int, actor: str) -> Round:
-    """Close an open round and every station still open in it (each writes its close and seal)."""
-    round_ = Round.objects.select_for_update().filter(election=election, number=number).first()
+    """Close an open round and every station still open in it (each writes its close and seal).
+
+    Locks the round FOR NO KEY UPDATE (see open_round), then each station's row in turn, as a station's
+    own close does, so a check-in either lands before its station closes or is refused after.
+    """
+    round_ = Round.objects.select_for_update(no_key=True).filter(election=election, number=number).first()
     if round_ is None:
         raise NotFound(f"{election.slug} has no round {number}.")
     if round_.status != Round.Status.OPEN:

@@ -202,6 +202,9 @@ def record_ballots(*, station: Station, ballots: list[dict[str, Any]]) -> tuple[
     if station.mode != Station.Mode.ELECTRONIC:
         raise WrongMode("A paper station reports its count as a return, not ballots.")
     round_ = open_round_of(station)
+    # The station's row first: a batch resent while its first copy is in flight waits here, then finds
+    # its ballots stored and counts them as duplicates.
+    StationRound.objects.select_for_update().filter(round=round_, station=station).first()
     choices = _choices(round_)
     wanted: dict[uuid.UUID, str] = {}
     duplicates = 0
@@ -225,9 +228,15 @@ def record_ballots(*, station: Station, ballots: list[dict[str, Any]]) -> tuple[
         duplicates += 1
     if wanted:
         _count_ballots(station, round_, len(wanted))
-        Ballot.objects.bulk_create(
-            [Ballot(id=i, round=round_, station=station, choice=c) for i, c in wanted.items()], batch_size=1000
-        )
+        try:
+            with transaction.atomic():
+                Ballot.objects.bulk_create(
+                    [Ballot(id=i, round=round_, station=station, choice=c) for i, c in wanted.items()],
+                    batch_size=1000,
+                )
+        except IntegrityError:
+            # Another station recorded one of these ids at this very moment: an id is one ballot.
+            raise IdempotencyConflict("A ballot id of this batch was just recorded elsewhere.") from None
         payload = {"round": round_.number, "station": station.code}
         audit.record_many(action=Action.BALLOT_RECORDED, actor=station.code, payloads=[payload] * len(wanted))
     return len(wanted), duplicates
