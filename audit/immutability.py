@@ -7,7 +7,9 @@ deletes the old row without firing delete triggers (unless recursive triggers ar
 the application and mistakes; the table's owner or a superuser can still remove them, which is what
 the signed checkpoints kept outside the database are for.
 
-Any app's migration can use it: `AppendOnly("ballot")`.
+Any app's migration can use it: `AppendOnly("ballot")`. It is idempotent, and must be applied
+again after any migration that alters an append-only model: on SQLite, Django alters a table by
+rebuilding it, which drops its triggers (tests/audit/test_immutability.py checks every table).
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ def forward_sql(vendor: str, table: str, unique_columns: list[list[str]]) -> lis
         row, statement = f"{table}_{TRIGGER_MARK}_row", f"{table}_{TRIGGER_MARK}_stmt"
         return [
             _pg_function_sql(),
-            f'CREATE TRIGGER {row} BEFORE UPDATE OR DELETE ON "{table}" FOR EACH ROW EXECUTE FUNCTION {_PG_FUNCTION}()',
-            f'CREATE TRIGGER {statement} BEFORE TRUNCATE ON "{table}" '
+            f'CREATE OR REPLACE TRIGGER {row} BEFORE UPDATE OR DELETE ON "{table}" '
+            f"FOR EACH ROW EXECUTE FUNCTION {_PG_FUNCTION}()",
+            f'CREATE OR REPLACE TRIGGER {statement} BEFORE TRUNCATE ON "{table}" '
             f"FOR EACH STATEMENT EXECUTE FUNCTION {_PG_FUNCTION}()",
             f'ALTER TABLE "{table}" ENABLE ALWAYS TRIGGER {row}',
             f'ALTER TABLE "{table}" ENABLE ALWAYS TRIGGER {statement}',
@@ -48,14 +51,14 @@ def forward_sql(vendor: str, table: str, unique_columns: list[list[str]]) -> lis
             for columns in unique_columns
         )
         statements = [
-            f'CREATE TRIGGER {table}_{TRIGGER_MARK}_update BEFORE UPDATE ON "{table}" '
+            f'CREATE TRIGGER IF NOT EXISTS {table}_{TRIGGER_MARK}_update BEFORE UPDATE ON "{table}" '
             f"BEGIN SELECT RAISE(ABORT, '{message}: UPDATE refused'); END",
-            f'CREATE TRIGGER {table}_{TRIGGER_MARK}_delete BEFORE DELETE ON "{table}" '
+            f'CREATE TRIGGER IF NOT EXISTS {table}_{TRIGGER_MARK}_delete BEFORE DELETE ON "{table}" '
             f"BEGIN SELECT RAISE(ABORT, '{message}: DELETE refused'); END",
         ]
         if exists:
             statements.append(
-                f'CREATE TRIGGER {table}_{TRIGGER_MARK}_replace BEFORE INSERT ON "{table}" WHEN {exists} '
+                f'CREATE TRIGGER IF NOT EXISTS {table}_{TRIGGER_MARK}_replace BEFORE INSERT ON "{table}" WHEN {exists} '
                 f"BEGIN SELECT RAISE(ABORT, '{message}: INSERT OR REPLACE refused'); END"
             )
         return statements

@@ -34,6 +34,7 @@ class Action(models.TextChoices):
     RETURN_RESOLVED = "return.resolved"
     ROUND_CLOSED = "round.closed"
     ROUND_TALLIED = "round.tallied"
+    ROUND_APPROVED = "round.approved"
     ROUND_CERTIFIED = "round.certified"
     ROUND_SCHEDULED = "round.scheduled"
     RESULTS_PUBLISHED = "results.published"

@@ -120,6 +120,12 @@ class Round(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SCHEDULED)
     # The candidates on this round's ballot: all of them in round one, those advancing in a runoff.
     candidates = models.ManyToManyField(Candidate, related_name="rounds")
+    # Committed to the audit log when the round closes, before any count: it draws lots on a tie.
+    tie_break_seed = models.CharField(max_length=64, blank=True, default="")
+    certified_tally = models.OneToOneField(
+        "Tally", null=True, blank=True, on_delete=models.PROTECT, related_name="certified_round"
+    )
+    certified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["election", "number"]
@@ -265,9 +271,49 @@ class Seal(models.Model):
     ballots_root = models.CharField(max_length=64, blank=True, default="")  # hex; electronic stations only
     source = models.CharField(max_length=16)  # "ballots", "return" or "resolution"
     created_at = models.DateTimeField()
+    # The seal's own audit entry: a tally names the checkpoint covering its last input by it.
+    entry = models.OneToOneField("audit.Entry", null=True, on_delete=models.PROTECT, related_name="+")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["round", "station"], name="one_seal_per_station")]
 
     def __str__(self) -> str:
         return f"seal of {self.station.code} round {self.round.number}"
+
+
+class Tally(models.Model):
+    """A count of a round: its results document (without the publication's fields) and its SHA-256.
+
+    Append-only: a new tally (more stations reported, a correction) is a new row with the next number.
+    """
+
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="tallies")
+    number = models.PositiveIntegerField()
+    document = models.JSONField()
+    sha256 = models.CharField(max_length=64)
+    complete = models.BooleanField()  # every station reported and the round closed
+    decision = models.CharField(max_length=16)
+    created_at = models.DateTimeField()
+    created_by = models.CharField(max_length=150)
+
+    class Meta:
+        ordering = ["round", "number"]
+        constraints = [models.UniqueConstraint(fields=["round", "number"], name="tally_number_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.round} tally {self.number}"
+
+
+class Certification(models.Model):
+    """One committee member's approval of one tally. The round is certified when enough distinct
+    members have approved its latest tally."""
+
+    tally = models.ForeignKey(Tally, on_delete=models.PROTECT, related_name="certifications")
+    username = models.CharField(max_length=150)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tally", "username"], name="one_approval_per_member")]
+
+    def __str__(self) -> str:
+        return f"{self.username} approved {self.tally}"

@@ -15,7 +15,9 @@ def ballots_without_rowid(apps, schema_editor):
     with schema_editor.connection.cursor() as cursor:
         cursor.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'ballots_ballot'")
         (create,) = cursor.fetchone()
-        cursor.execute("SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ballots_ballot' AND sql IS NOT NULL")
+        cursor.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'ballots_ballot' AND sql IS NOT NULL"
+        )
         indexes = [row[0] for row in cursor.fetchall()]
         cursor.execute(create.replace('"ballots_ballot"', '"ballots_ballot_new"', 1) + " WITHOUT ROWID")
         cursor.execute('INSERT INTO "ballots_ballot_new" SELECT * FROM "ballots_ballot"')

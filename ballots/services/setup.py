@@ -55,14 +55,21 @@ def load_election(*, data: Any, actor: str) -> tuple[Election, bool]:
     election.certifications_required = spec.certifications_required
     election.definition = definition
     election.save()
-    # A draft has no check-ins, ballots or electorate yet: its parts are simply replaced.
+    # A draft has no check-ins, ballots or electorate yet: candidates and rounds are simply replaced.
+    # Stations are kept by code, so device tokens already handed out keep working; a station that
+    # left the file goes, with its tokens.
     election.rounds.all().delete()
-    election.stations.all().delete()
     election.candidates.all().delete()
     Candidate.objects.bulk_create(
         [Candidate(election=election, position=i, **c) for i, c in enumerate(spec.candidates)]
     )
-    Station.objects.bulk_create([Station(election=election, position=i, **s) for i, s in enumerate(spec.stations)])
+    existing = {station.code: station for station in election.stations.all()}
+    election.stations.exclude(code__in=[s["code"] for s in spec.stations]).delete()
+    for position, fields in enumerate(spec.stations):
+        station = existing.get(fields["code"]) or Station(election=election)
+        for name, value in {**fields, "position": position}.items():
+            setattr(station, name, value)
+        station.save()
     Round.objects.bulk_create(
         [Round(election=election, number=r.number, opens_at=r.opens_at, closes_at=r.closes_at) for r in spec.rounds]
     )
@@ -297,7 +304,10 @@ def close_round(*, election: Election, number: int, actor: str) -> Round:
     for station_round in round_.station_rounds.filter(closed_at__isnull=True).select_related("station"):
         close_station(station=station_round.station, actor=actor, round_=round_)
     round_.status = Round.Status.CLOSED
-    round_.save(update_fields=["status"])
+    # Drawn now, before any count, and written to the log with the close: lots on a tie are drawn
+    # from it, reproducibly, by anyone.
+    round_.tie_break_seed = secrets.token_hex(32)
+    round_.save(update_fields=["status", "tie_break_seed"])
     totals = round_.station_rounds.values_list("checkins", "ballots")
     audit.record(
         action=Action.ROUND_CLOSED,
@@ -307,6 +317,7 @@ def close_round(*, election: Election, number: int, actor: str) -> Round:
             "round": number,
             "checkins": sum(c for c, _ in totals),
             "ballots": sum(b for _, b in totals),
+            "tie_break_seed": round_.tie_break_seed,
         },
     )
     return round_

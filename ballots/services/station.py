@@ -298,17 +298,17 @@ def _seal(
     round_: Round, station: Station, checkins: int, ballots: int, counts: dict[str, int], root: str, source: str,
     actor: str,
 ) -> Seal:  # fmt: skip
-    seal = Seal.objects.create(
-        round=round_, station=station, checkins=checkins, ballots=ballots, counts=counts, ballots_root=root,
-        source=source, created_at=timezone.now(),
-    )  # fmt: skip
-    audit.record(
+    entry = audit.record(
         action=Action.STATION_SEALED,
         actor=actor,
         payload={
             "round": round_.number, "station": station.code, "checkins": checkins, "ballots": ballots,
             "counts": counts, "ballots_root": root or None, "source": source,
         },
+    )  # fmt: skip
+    seal = Seal.objects.create(
+        round=round_, station=station, checkins=checkins, ballots=ballots, counts=counts, ballots_root=root,
+        source=source, created_at=timezone.now(), entry=entry,
     )  # fmt: skip
     audit.request_checkpoint()
     return seal

@@ -88,3 +88,31 @@ def _some_value(model):
 
 def _some_column(model) -> str:
     return model._meta.get_field(_some_field(model)).column
+
+
+APPEND_ONLY_TABLES = [
+    "audit_entry", "audit_leaf", "audit_node", "audit_checkpoint", "ballots_checkin", "ballots_ballot",
+    "ballots_stationreturn", "ballots_returnresolution", "ballots_seal", "ballots_tally", "ballots_certification",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("table", APPEND_ONLY_TABLES)
+def test_every_append_only_table_has_its_triggers_after_all_migrations(db, table):
+    # A migration altering an append-only model rebuilds the table on SQLite and drops its triggers;
+    # this catches one that forgot to apply AppendOnly again.
+    with connection.cursor() as cursor:
+        if is_postgres():
+            cursor.execute(
+                "SELECT t.tgname, t.tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "WHERE c.relname = %s AND t.tgname LIKE %s",
+                [table, "%append_only%"],
+            )
+            found = {name: enabled for name, enabled in cursor.fetchall()}
+            assert found == {f"{table}_append_only_row": "A", f"{table}_append_only_stmt": "A"}
+        else:
+            cursor.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s AND name LIKE %s",
+                [table, "%append_only%"],
+            )
+            found = {row[0] for row in cursor.fetchall()}
+            assert {f"{table}_append_only_update", f"{table}_append_only_delete"} <= found
