@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -77,7 +78,28 @@ def request_checkpoint() -> None:
     transaction.on_commit(sign, robust=True)
 
 
+_deferred = False
+
+
+@contextmanager
+def integration_deferred():
+    """Leave entries pending while a bulk job runs (the demo, a benchmark), then integrate them at once.
+
+    Nothing is lost: entries wait in the pending queue, and the integration at the end (or the
+    periodic task) gives them their leaves.
+    """
+    global _deferred
+    previous, _deferred = _deferred, True
+    try:
+        yield
+    finally:
+        _deferred = previous
+    integrate_pending()
+
+
 def _integrate_after_commit() -> None:
+    if _deferred:
+        return
     # One integration per transaction is enough, however many entries it records.
     if any(getattr(callback, "_kalpi_integrate", False) for _, callback, _ in connection.run_on_commit):
         return

@@ -1,73 +1,64 @@
-"""manage.py demo: the 2011 Labor Party scenario, built through the real code paths.
+"""manage.py demo: the 2011 Labor Party leadership election, end to end, through the real code paths."""
 
-So far it loads the party roster (about 66,000 members in branches) through the roster import and
-creates demo officials; the elections, stations and rounds come with the issues that build them.
-"""
-
-import io
 import os
 
 from django.conf import settings
-from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
+from ballots.demo import ROSTER_SIZE, SLUG, run_demo
+from ballots.models import Election
 from config.progress import Progress
-from members.fake_roster import roster_csv_bytes
 from members.models import Member
-from members.services import import_roster
 
-ROSTER_SIZE = 66_000
 DEMO_PASSWORD_ENV = "KALPI_DEMO_PASSWORD"
 
 
 class Command(BaseCommand):
-    help = "Load the 2011 Labor Party demo (roster of 66,000 members and demo officials)."
+    help = "Build the 2011 Labor Party demo: roster, election, round one, tally, certification, runoff."
 
     def add_arguments(self, parser):
-        parser.add_argument("--if-empty", action="store_true", help="do nothing when the roster has members")
+        parser.add_argument("--if-empty", action="store_true", help="do nothing when the database has a roster")
         parser.add_argument("--members", type=int, default=ROSTER_SIZE, help="roster size")
 
     def handle(self, *args, if_empty, members, **options):
         if if_empty and Member.objects.exists():
             self.stdout.write("The database already has a roster; demo not loaded again.")
             return
-        if members < 1:
-            raise CommandError("--members must be at least 1")
-        data = roster_csv_bytes(members)
-        progress = Progress(
-            total=len(data), description="Demo roster", unit="B", unit_scale=True, stream=self.stderr._out
-        )
-        with progress:
-            report = import_roster(
-                stream=io.BytesIO(data),
-                actor="demo",
-                on_progress=lambda done, rows: progress.update_to(done, f"{rows} rows"),
+        if Election.objects.filter(slug=SLUG).exists():
+            raise CommandError(f"the election {SLUG} exists already; the demo needs an empty database")
+        if members < 50_000:
+            raise CommandError("--members must be at least 50000: round one has 44,184 voters")
+        # Demo accounts only make sense on a developer's machine.
+        if not settings.DEBUG and not os.environ.get(DEMO_PASSWORD_ENV):
+            raise CommandError(f"set {DEMO_PASSWORD_ENV} to run the demo when DEBUG is off")
+        password = os.environ.get(DEMO_PASSWORD_ENV, "kalpi-demo")
+        bars: dict[str, Progress] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in bars:
+                for bar in bars.values():
+                    bar.close()
+                bars.clear()
+                unit = "B" if stage == "roster" else "voters" if "voting" in stage else "stations"
+                bars[stage] = Progress(total=total, description=stage, unit=unit, unit_scale=unit == "B",
+                                       stream=self.stderr._out)  # fmt: skip
+            bars[stage].update_to(done)
+
+        result = run_demo(progress=progress, roster_size=members, password=password)
+        for bar in bars.values():
+            bar.close()
+        for number, tally in result.tallies.items():
+            outcome = tally.document["outcome"]
+            leaders = ", ".join(f"{c['name']} {c['percent']}%" for c in tally.document["candidates"])
+            self.stdout.write(
+                f"Round {number}: {result.voters[number]} voters; {leaders}; "
+                f"{outcome['decision']} {outcome['winner'] or ', '.join(outcome['advancing'])}"
             )
-        if not report.ok:
-            raise CommandError(f"the demo roster was refused: {report.summary()}")
-        self.stdout.write(report.summary())
-        password = self._create_officials()
         self.stdout.write(
             "\nLook at:\n"
-            "  http://127.0.0.1:8000/admin/   (superuser 'admin', roster clerk 'clerk'; "
+            "  http://127.0.0.1:8000/admin/   (officials admin, clerk, moshe, dana, yossi, avi; "
             f"password {password!r})\n"
+            f"  http://127.0.0.1:8000/api/v1/audit/checkpoint/\n"
+            "  http://127.0.0.1:8000/api/docs/\n"
             "  http://127.0.0.1:8000/healthz\n"
         )
-
-    @transaction.atomic
-    def _create_officials(self) -> str:
-        # Demo accounts only make sense on a developer's machine; never in production.
-        if not settings.DEBUG and not os.environ.get(DEMO_PASSWORD_ENV):
-            raise CommandError(f"set {DEMO_PASSWORD_ENV} to create demo officials when DEBUG is off")
-        password = os.environ.get(DEMO_PASSWORD_ENV, "kalpi-demo")
-        admin, created = User.objects.get_or_create(username="admin", defaults={"is_staff": True, "is_superuser": True})
-        if created:
-            admin.set_password(password)
-            admin.save()
-        clerk, created = User.objects.get_or_create(username="clerk", defaults={"is_staff": True})
-        if created:
-            clerk.set_password(password)
-            clerk.save()
-            clerk.groups.add(Group.objects.get(name="roster clerk"))
-        return password
