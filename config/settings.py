@@ -185,6 +185,8 @@ if KALPI_SIGNING_KEY and not KALPI_SIGNING_KEY.startswith("PRIVATE+KEY+") and no
         "KALPI_SIGNING_KEY must be a signer key (PRIVATE+KEY+…) or the path of a file holding one."
     )
 KALPI_DEV_SIGNING_KEY_FILE = BASE_DIR / ".kalpi-signing-key"
+# Decided once, at start: a bulk job that switches DEBUG off for speed keeps the development key.
+KALPI_DEV_SIGNING_KEY_ALLOWED = DEBUG
 # The checkpoint's origin line: names this log, so a checkpoint cannot pass for another log's.
 KALPI_LOG_ORIGIN = env_str("KALPI_LOG_ORIGIN", "kalpi.localhost/audit")
 # Members appear in the log as HMAC-SHA256(this key, member number). It must never change while a

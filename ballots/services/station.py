@@ -76,7 +76,6 @@ def _choices(round_: Round) -> set[str]:
     return set(round_.candidates.values_list("code", flat=True)) | set(SPECIAL_CHOICES)
 
 
-@transaction.atomic
 def check_in_voter(*, station: Station, member_no: str) -> tuple[CheckIn, Round]:
     """Check a member in to vote in the open round at this station.
 
@@ -84,6 +83,21 @@ def check_in_voter(*, station: Station, member_no: str) -> tuple[CheckIn, Round]
     twenty simultaneous check-ins exactly one succeeds. Refuses: no open round, the station closed, a
     member outside the electorate, a member of a branch this station does not serve.
     """
+    try:
+        return _check_in(station=station, member_no=member_no)
+    except IntegrityError:
+        # The insert hit the one-check-in-per-round constraint (on SQLite, the append-only guard
+        # that stands before it): a check-in of this member committed first. Catching it here, after
+        # the transaction rolled back, spares every check-in a savepoint.
+        if CheckIn.objects.filter(
+            round__election_id=station.election_id, round__status=Round.Status.OPEN, member__member_no=member_no
+        ).exists():
+            raise AlreadyVoted() from None
+        raise
+
+
+@transaction.atomic
+def _check_in(*, station: Station, member_no: str) -> tuple[CheckIn, Round]:
     round_ = open_round_of(station)
     elector = (
         Elector.objects.select_related("member", "station")
@@ -95,13 +109,7 @@ def check_in_voter(*, station: Station, member_no: str) -> tuple[CheckIn, Round]
     if not station.serves(elector.branch_code):
         home = elector.station.code if elector.station else None
         raise WrongStation(f"This member votes at station {home}.", station=home)
-    try:
-        with transaction.atomic():
-            checkin = CheckIn.objects.create(
-                round=round_, member=elector.member, station=station, created_at=timezone.now()
-            )
-    except IntegrityError:
-        raise AlreadyVoted() from None
+    checkin = CheckIn.objects.create(round=round_, member=elector.member, station=station, created_at=timezone.now())
     # The gate: counts the check-in only while the station is open; the row lock orders it with a close.
     if not StationRound.objects.filter(round=round_, station=station, closed_at__isnull=True).update(
         checkins=F("checkins") + 1

@@ -5,7 +5,7 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from ballots.demo import ROSTER_SIZE, SLUG, run_demo
+from ballots.demo import SLUG, run_demo
 from ballots.models import Election
 from config.progress import Progress
 from members.models import Member
@@ -18,16 +18,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--if-empty", action="store_true", help="do nothing when the database has a roster")
-        parser.add_argument("--members", type=int, default=ROSTER_SIZE, help="roster size")
+        parser.add_argument("--scale", type=float, default=1.0, help="shrink roster and counts (0 < scale <= 1)")
 
-    def handle(self, *args, if_empty, members, **options):
+    def handle(self, *args, if_empty, scale, **options):
         if if_empty and Member.objects.exists():
             self.stdout.write("The database already has a roster; demo not loaded again.")
             return
         if Election.objects.filter(slug=SLUG).exists():
             raise CommandError(f"the election {SLUG} exists already; the demo needs an empty database")
-        if members < 50_000:
-            raise CommandError("--members must be at least 50000: round one has 44,184 voters")
+        if not 0 < scale <= 1:
+            raise CommandError("--scale must be above 0 and at most 1")
         # Demo accounts only make sense on a developer's machine.
         if not settings.DEBUG and not os.environ.get(DEMO_PASSWORD_ENV):
             raise CommandError(f"set {DEMO_PASSWORD_ENV} to run the demo when DEBUG is off")
@@ -44,7 +44,7 @@ class Command(BaseCommand):
                                        stream=self.stderr._out)  # fmt: skip
             bars[stage].update_to(done)
 
-        result = run_demo(progress=progress, roster_size=members, password=password)
+        result = run_demo(progress=progress, password=password, scale=scale)
         for bar in bars.values():
             bar.close()
         for number, tally in result.tallies.items():
