@@ -37,6 +37,36 @@ def _static_files_without_collectstatic(settings):
     }
 
 
+GROUP_MIGRATIONS = [
+    ("members.migrations.0002_roster_clerk_group", "create_group"),
+    ("audit.migrations.0003_auditor_group", "create_group"),
+    ("ballots.migrations.0003_official_groups", "create_groups"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _groups_after_flush(request):
+    """Bring back the groups the data migrations create, if an earlier transactional test flushed them.
+
+    A flush empties every table; only permissions and content types come back by themselves. The
+    groups are rebuilt by the migrations' own functions, so they hold what a migrated database does.
+    """
+    marker = request.node.get_closest_marker("django_db")
+    if "transactional_db" in request.fixturenames or (marker and marker.kwargs.get("transaction")):
+        request.getfixturevalue("transactional_db")
+        from django.contrib.auth.models import Group
+
+        if Group.objects.count() < 4:
+            from importlib import import_module
+
+            from django.db.migrations.loader import MigrationLoader
+
+            state_apps = MigrationLoader(connection).project_state().apps
+            for module, function in GROUP_MIGRATIONS:
+                getattr(import_module(module), function)(state_apps, None)
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _celery_eager(request):
     """Tasks run in the test's process, so a test sees their effect at once, whatever the broker.

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.db import connection
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -59,21 +58,8 @@ def device(request) -> Device:
 
 
 @pytest.fixture(autouse=True)
-def _migrated_groups(transactional_db) -> None:
-    """Bring back the groups the data migrations create, if an earlier transactional test flushed them.
-
-    A flush empties every table, and only permissions and content types come back by themselves. The
-    groups are rebuilt by the migrations' own functions, so they hold exactly what a migrated database does.
-    """
-    if Group.objects.filter(name__in=["roster clerk", "auditor"]).count() == 2:
-        return
-    from importlib import import_module
-
-    from django.db.migrations.loader import MigrationLoader
-
-    state_apps = MigrationLoader(connection).project_state().apps
-    for module in ("members.migrations.0002_roster_clerk_group", "audit.migrations.0003_auditor_group"):
-        import_module(module).create_group(state_apps, None)
+def _transactional(transactional_db) -> None:
+    """The live server runs in another thread: every browser test needs committed data."""
 
 
 @pytest.fixture(autouse=True)
