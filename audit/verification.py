@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,9 +39,20 @@ def _checkpoints() -> Iterator[tuple[int, str, list[bytes] | None]]:
     The proofs are built from the stored interior nodes and checked against the two signed roots,
     so a node changed in the database shows up here even when every leaf is intact.
     """
-    nodes, previous = NodeReader(), None
     size = tree_size()
-    for id_, checkpoint_size, note in Checkpoint.objects.order_by("id").values_list("id", "tree_size", "note"):
+    checkpoints = list(Checkpoint.objects.order_by("id").values_list("id", "tree_size", "note"))
+    pairs = [
+        (first, second)
+        for (_, first, _), (_, second, _) in itertools.pairwise(checkpoints)
+        if 0 < first <= second <= size
+    ]
+    # Every node of every proof, read in a few queries rather than one query a node.
+    nodes = NodeReader()
+    wanted = sorted({node for pair in pairs for node in merkle.consistency_proof_nodes(*pair)})
+    for start in range(0, len(wanted), 500):
+        nodes.prefetch(wanted[start : start + 500])
+    previous = None
+    for id_, checkpoint_size, note in checkpoints:
         proof = None
         if previous is not None and 0 < previous <= checkpoint_size <= size:
             proof = merkle.consistency_proof(previous, checkpoint_size, nodes)

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from audit import services as audit
 from audit.canonical import canonical_bytes
-from audit.models import Action, Checkpoint, Leaf
+from audit.models import Action, Checkpoint, Entry, Leaf
 from ballots import counting
 from ballots.errors import RoundStateError
 from ballots.models import Certification, Election, Elector, Round, Seal, Tally
@@ -32,22 +32,21 @@ class AlreadyApproved(DomainError):
 
 
 def _audit_point(round_: Round) -> dict[str, Any]:
-    """The signed checkpoint the tally is computed from: the first covering the round's last seal.
+    """The signed checkpoint the tally is computed from: the first covering the last of its inputs.
 
-    Fixed once signed, so the same records give the same document whenever the tally runs.
+    Its inputs in the log are the round's seals and the electorate (frozen, then changed). Fixed once
+    signed, so the same records give the same document whenever the tally runs.
     """
-    last_entry = (
-        Seal.objects.filter(round=round_)
-        .exclude(entry=None)
-        .order_by("-entry_id")
-        .values_list("entry_id", flat=True)
-        .first()
-    )
+    seal_entries = Seal.objects.filter(round=round_).exclude(entry=None).values_list("entry_id", flat=True)
+    electorate_entries = Entry.objects.filter(
+        action__in=[Action.ELECTORATE_FROZEN, Action.ELECTORATE_CHANGED], payload__election=round_.election.slug
+    ).values_list("id", flat=True)
+    last_entry = max([*seal_entries, *electorate_entries], default=None)
     needed = 0
     if last_entry is not None:
         index = Leaf.objects.filter(entry_id=last_entry).values_list("index", flat=True).first()
         if index is None:  # not integrated yet: the caller integrates before tallying
-            raise RoundStateError("The round's last seal is not yet in the audit tree; try again in a moment.")
+            raise RoundStateError("The round's last input is not yet in the audit tree; try again in a moment.")
         needed = index + 1
     checkpoint = Checkpoint.objects.filter(tree_size__gte=needed).order_by("tree_size", "id").first()
     if checkpoint is None:
@@ -164,7 +163,8 @@ def certify_round(*, election: Election, number: int, username: str) -> tuple[Ta
     whose outcome is a runoff, the runoff round is scheduled `runoff_after_days` later.
     """
     user = User.objects.filter(username=username, is_active=True).first()
-    if user is None or not (user.is_superuser or user.groups.filter(name=COMMITTEE_GROUP).exists()):
+    # Committee members only, superusers included: certification is the committee's own act.
+    if user is None or not user.groups.filter(name=COMMITTEE_GROUP).exists():
         raise NotCommittee(f"{username} is not a member of the election committee.")
     round_ = Round.objects.select_for_update(no_key=True).filter(election=election, number=number).first()
     if round_ is None:
@@ -176,6 +176,9 @@ def certify_round(*, election: Election, number: int, username: str) -> tuple[Ta
         raise RoundStateError("Only a complete tally of a closed round, every station reported, is certified.")
     if tally.decision in ("pending", "tie"):
         raise RoundStateError(f"The tally's decision is {tally.decision!r}: settle it before certifying.")
+    # What is approved must be what the records give now (an electorate corrected since, say).
+    if hashlib.sha256(canonical_bytes(build_document(round_))).hexdigest() != tally.sha256:
+        raise RoundStateError("The records have changed since the latest tally: tally the round again first.")
     if Certification.objects.filter(tally=tally, username=username).exists():
         raise AlreadyApproved()
     Certification.objects.create(tally=tally, username=username, created_at=timezone.now())

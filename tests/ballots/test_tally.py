@@ -452,13 +452,6 @@ def test_the_document_is_byte_identical_after_unrelated_entries_and_later_checkp
     }  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The audit point is the first checkpoint covering the round's last seal, not the tally's last "
-    "input: an electorate change after the last seal changes the document (electorate, turnout, a quorum) "
-    "but its entry is outside the checkpoint the document embeds, so the log at that checkpoint does not "
-    "give the document.",
-)
 def test_a_tally_that_counts_a_later_electorate_change_points_to_a_checkpoint_covering_it(haifa_election):
     the_night_in_haifa(haifa_election)
     first = tally(haifa_election)
