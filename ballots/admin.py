@@ -22,8 +22,9 @@ from ballots.models import (
     StationReturn,
     StationRound,
     StationToken,
+    Tally,
 )
-from ballots.services import setup
+from ballots.services import count, setup
 from ballots.services.station import resolve_return
 from config.errors import DomainError
 
@@ -276,3 +277,68 @@ class SealAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["station", "round", "checkins", "ballots", "source", "ballots_root", "created_at"]
     list_filter = ["round__election", "source"]
     list_select_related = ["station", "round__election"]
+
+
+@admin.register(Round)
+class RoundAdmin(admin.ModelAdmin):
+    """Rounds: their latest tally and its approvals; the committee certifies here, and moves a round
+    that has not opened (the runoff's dates)."""
+
+    list_display = ["__str__", "status", "opens_at", "closes_at", "latest_tally", "approvals", "certified_at"]
+    list_filter = ["election", "status"]
+    fields = ["election", "number", "status", "opens_at", "closes_at", "certified_at", "tie_break_seed"]
+    actions = ["certify"]
+
+    def get_readonly_fields(self, request, obj=None):
+        fixed = ["election", "number", "status", "certified_at", "tie_break_seed"]
+        if obj is not None and obj.status != Round.Status.SCHEDULED:
+            fixed += ["opens_at", "closes_at"]
+        return fixed
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def save_model(self, request, obj, form, change):
+        try:
+            count.reschedule_round(
+                round_=obj, opens_at=obj.opens_at, closes_at=obj.closes_at, actor=request.user.get_username()
+            )
+        except DomainError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+
+    @admin.display(description="latest tally")
+    def latest_tally(self, round_: Round) -> str:
+        tally = round_.tallies.order_by("-number").first()
+        return "—" if tally is None else f"{tally.number}: {tally.decision}"
+
+    @admin.display(description="approvals")
+    def approvals(self, round_: Round) -> str:
+        tally = round_.tallies.order_by("-number").first()
+        if tally is None:
+            return "—"
+        return f"{tally.certifications.count()} of {round_.election.certifications_required}"
+
+    @admin.action(description="Approve the latest tally (certify)", permissions=["change"])
+    def certify(self, request: HttpRequest, queryset) -> None:
+        for round_ in queryset.select_related("election"):
+            try:
+                _, approvals, certified = count.certify_round(
+                    election=round_.election, number=round_.number, username=request.user.get_username()
+                )
+            except DomainError as exc:
+                self.message_user(request, f"{round_}: {exc.message}", messages.ERROR)
+                continue
+            required = round_.election.certifications_required
+            state = "certified" if certified else "approved"
+            self.message_user(request, f"{round_}: {state} ({approvals} of {required}).", messages.SUCCESS)
+
+
+@admin.register(Tally)
+class TallyAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["round", "number", "decision", "complete", "sha256", "created_at", "created_by"]
+    list_filter = ["round__election", "decision"]
+    fields = ["round", "number", "decision", "complete", "sha256", "created_at", "created_by", "document"]
+    readonly_fields = fields

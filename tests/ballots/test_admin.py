@@ -141,3 +141,28 @@ def test_the_committee_cannot_issue_tokens_or_touch_the_roster(client, committee
     assert client.get(reverse("admin:ballots_stationtoken_add")).status_code == 403
     assert client.get(reverse("admin:members_member_add")).status_code == 403
     assert client.get(reverse("admin:ballots_election_changelist")).status_code == 200
+
+
+def test_the_committee_certifies_in_the_admin(client, election):
+    from ballots.services.count import tally_round
+    from ballots.services.setup import close_round
+
+    tlv = election.client("tlv-01")
+    for member_no, choice in (("1001", "yachimovich"), ("1003", "yachimovich")):
+        tlv.post("/api/v1/station/checkins/", {"member_no": member_no}, format="json")
+        tlv.post("/api/v1/station/ballots/", {"id": str(uuid.uuid4()), "choice": choice}, format="json")
+    close_round(election=election.election, number=1, actor="dana")
+    nobody = {"counts": {"yachimovich": 0, "peretz": 0, "herzog": 0}, "blank": 0, "invalid": 0, "total": 0}
+    for entry in (1, 2):  # Haifa's paper station had no voter; its clerks report so
+        enter_return(station=election.station("hfa-01"), entry=entry, actor="hfa-01", **nobody)
+    tally_round(election=election.election, number=1, actor="dana")
+    changelist = reverse("admin:ballots_round_changelist")
+    for username in ("dana", "yossi"):
+        member = official(username, "election committee")
+        client.force_login(member)
+        page = client.post(changelist, {"action": "certify", "_selected_action": [election.round.pk]}, follow=True)
+        assert page.status_code == 200
+    assert "certified (2 of 2)" in page.text
+    election.round.refresh_from_db()
+    assert election.round.certified_tally is not None
+    assert Entry.objects.filter(action="round.approved").count() == 2
