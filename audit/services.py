@@ -91,11 +91,16 @@ def request_checkpoint() -> None:
     """After this transaction commits, integrate what is pending and sign a checkpoint covering it
     (a station sealed, a round tallied, results published: moments an observer will want signed)."""
 
+    # One per transaction is enough, however many stations it seals.
+    if any(getattr(callback, "_kalpi_checkpoint", False) for _, callback, _ in connection.run_on_commit):
+        return
+
     def sign() -> None:
         from audit.tasks import integrate_and_sign
 
         integrate_and_sign.delay()
 
+    sign._kalpi_checkpoint = True  # type: ignore[attr-defined]
     transaction.on_commit(sign, robust=True)
 
 

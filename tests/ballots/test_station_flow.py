@@ -82,3 +82,12 @@ def test_nothing_links_a_check_in_to_a_ballot(election):
     assert CheckIn.objects.count() == 1
     recorded = Entry.objects.get(action="ballot.recorded")
     assert recorded.payload == {"round": 1, "station": "tlv-01"}
+
+
+def test_the_seal_leaves_are_the_canonical_bytes_of_each_ballot():
+    from audit import merkle
+    from audit.canonical import canonical_bytes
+
+    ballots = [(str(uuid.uuid4()), choice) for choice in ("yachimovich", "blank", "invalid", "peretz", "a-b-2")]
+    leaves = [merkle.leaf_hash(canonical_bytes({"id": i, "choice": c})) for i, c in sorted(ballots)]
+    assert ballots_root(ballots) == merkle.root(leaves).hex()
