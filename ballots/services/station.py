@@ -117,7 +117,12 @@ def _check_in(*, station: Station, member_no: str) -> tuple[CheckIn, Round]:
     audit.record(
         action=Action.VOTER_CHECKED_IN,
         actor=station.code,
-        payload={"round": round_.number, "station": station.code, "member": member_pseudonym(member_no)},
+        payload={
+            "election": station.election.slug,
+            "round": round_.number,
+            "station": station.code,
+            "member": member_pseudonym(member_no),
+        },
     )
     return checkin, round_
 
@@ -186,7 +191,9 @@ def record_ballot(*, station: Station, ballot_id: Any, choice: str) -> bool:
         return _replay(existing, station, choice, ballot_id)
     _count_ballots(station, round_, 1)
     audit.record(
-        action=Action.BALLOT_RECORDED, actor=station.code, payload={"round": round_.number, "station": station.code}
+        action=Action.BALLOT_RECORDED,
+        actor=station.code,
+        payload={"election": station.election.slug, "round": round_.number, "station": station.code},
     )
     return True
 
@@ -244,7 +251,7 @@ def record_ballots(*, station: Station, ballots: list[dict[str, Any]]) -> tuple[
         except IntegrityError:
             # Another station recorded one of these ids at this very moment: an id is one ballot.
             raise IdempotencyConflict("A ballot id of this batch was just recorded elsewhere.") from None
-        payload = {"round": round_.number, "station": station.code}
+        payload = {"election": station.election.slug, "round": round_.number, "station": station.code}
         audit.record_many(action=Action.BALLOT_RECORDED, actor=station.code, payloads=[payload] * len(wanted))
     return len(wanted), duplicates
 
@@ -275,6 +282,7 @@ def close_station(*, station: Station, actor: str, round_: Round | None = None) 
             action=Action.STATION_CLOSED,
             actor=actor,
             payload={
+                "election": station.election.slug,
                 "round": round_.number,
                 "station": station.code,
                 "checkins": station_round.checkins,
@@ -312,8 +320,8 @@ def _seal(
         action=Action.STATION_SEALED,
         actor=actor,
         payload={
-            "round": round_.number, "station": station.code, "checkins": checkins, "ballots": ballots,
-            "counts": counts, "ballots_root": root or None, "source": source,
+            "election": station.election.slug, "round": round_.number, "station": station.code,
+            "checkins": checkins, "ballots": ballots, "counts": counts, "ballots_root": root or None, "source": source,
         },
     )  # fmt: skip
     seal = Seal.objects.create(
@@ -369,7 +377,8 @@ def enter_return(
         action=Action.RETURN_ENTERED,
         actor=actor,
         payload={
-            "round": round_.number, "station": station.code, "entry": entry, **created.figures(),
+            "election": station.election.slug, "round": round_.number, "station": station.code, "entry": entry,
+            **created.figures(),
             "warnings": [w.code for w in warnings], "status": status,
         },
     )  # fmt: skip
@@ -407,7 +416,13 @@ def resolve_return(
     audit.record(
         action=Action.RETURN_RESOLVED,
         actor=actor,
-        payload={"round": round_.number, "station": station.code, **resolution.figures(), "reason": reason},
+        payload={
+            "election": station.election.slug,
+            "round": round_.number,
+            "station": station.code,
+            **resolution.figures(),
+            "reason": reason,
+        },
     )
     figures = {**counts, "blank": blank, "invalid": invalid}
     _seal(round_, station, station_round.checkins, total, figures, "", "resolution", actor)

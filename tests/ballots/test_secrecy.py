@@ -50,14 +50,14 @@ def test_it_audits_a_ballot_only_as_a_ballot_recorded_at_a_station_in_a_round(el
     recorded = Entry.objects.filter(action="ballot.recorded")
     assert recorded.count() == 3
     for entry in recorded:
-        assert entry.payload == {"round": 1, "station": "any-01"}
+        assert entry.payload == {"election": "labor-2011", "round": 1, "station": "any-01"}
         assert entry.actor == "any-01"
 
 
 def test_it_audits_a_check_in_with_a_keyed_pseudonym_and_never_the_member_number(election):
     check_in(election.client("tlv-01"), "1001")
     entry = Entry.objects.get(action="voter.checked_in")
-    assert set(entry.payload) == {"round", "station", "member"}
+    assert set(entry.payload) == {"election", "round", "station", "member"}
     pseudonym = entry.payload["member"]
     assert re.fullmatch(r"[0-9a-f]{64}", pseudonym)
     assert pseudonym == member_pseudonym("1001")
@@ -74,7 +74,16 @@ def test_it_seals_an_electronic_station_with_counts_and_a_root_over_ballots_sort
         cast(anywhere, choice, ballot_id)
     close(anywhere)
     sealed = Entry.objects.get(action="station.sealed")
-    assert set(sealed.payload) == {"round", "station", "checkins", "ballots", "counts", "ballots_root", "source"}
+    assert set(sealed.payload) == {
+        "election",
+        "round",
+        "station",
+        "checkins",
+        "ballots",
+        "counts",
+        "ballots_root",
+        "source",
+    }
     assert sealed.payload["counts"] == {"blank": 0, "herzog": 0, "invalid": 1, "peretz": 2, "yachimovich": 0}
     # The root commits to the ballots as a set: arrival order leaves no trace in it.
     assert sealed.payload["ballots_root"] == ballots_root(ballots) == ballots_root(ballots[::-1])

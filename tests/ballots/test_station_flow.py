@@ -81,7 +81,7 @@ def test_nothing_links_a_check_in_to_a_ballot(election):
     assert ballot_fields == {"id", "round", "station", "choice"}
     assert CheckIn.objects.count() == 1
     recorded = Entry.objects.get(action="ballot.recorded")
-    assert recorded.payload == {"round": 1, "station": "tlv-01"}
+    assert recorded.payload == {"election": "labor-2011", "round": 1, "station": "tlv-01"}
 
 
 def test_the_seal_leaves_are_the_canonical_bytes_of_each_ballot():
