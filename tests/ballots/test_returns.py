@@ -54,8 +54,8 @@ def test_it_accepts_two_agreeing_entries_and_seals_the_station_from_the_return(h
     assert seal.counts == {"yachimovich": 2, "peretz": 1, "herzog": 0, "blank": 0, "invalid": 0}
     sealed = Entry.objects.get(action="station.sealed")
     assert sealed.payload == {
-        "election": "labor-2011", "round": 1, "station": "hfa-01", "checkins": 3, "ballots": 3, "counts": seal.counts, "ballots_root": None,
-        "source": "return",
+        "election": "labor-2011", "round": 1, "station": "hfa-01", "checkins": 3, "ballots": 3,
+        "counts": seal.counts, "ballots_root": None, "source": "return",
     }  # fmt: skip
     assert close(haifa).json()["seal"] == {"counts": seal.counts, "ballots_root": None, "source": "return"}
 
@@ -93,7 +93,8 @@ def test_it_lets_the_committee_resolve_differing_entries_with_a_reason(haifa, ha
     resolved = Entry.objects.get(action="return.resolved")
     assert resolved.actor == "committee-chair"
     assert resolved.payload == {
-        "election": "labor-2011", "round": 1, "station": "hfa-01", **figures(1, 1, 0, blank=1), "reason": resolution.reason,
+        "election": "labor-2011", "round": 1, "station": "hfa-01", **figures(1, 1, 0, blank=1),
+        "reason": resolution.reason,
     }  # fmt: skip
     sealed = Entry.objects.get(action="station.sealed")
     assert sealed.payload["source"] == "resolution" and sealed.id > resolved.id
