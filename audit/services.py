@@ -17,6 +17,7 @@ from audit import keys, merkle, note
 from audit.canonical import canonical_bytes
 from audit.models import Action, Checkpoint, Entry, Leaf, Node, PendingEntry
 from audit.selectors import NodeReader, tree_size
+from config.locks import transaction_lock
 
 logger = logging.getLogger(__name__)
 
@@ -151,17 +152,6 @@ def _integrate_after_commit() -> None:
     transaction.on_commit(integrate, robust=True)
 
 
-def _lock(name: str) -> None:
-    """Serialise with other holders of `name` until the transaction ends.
-
-    PostgreSQL: an advisory lock. SQLite: nothing to do, its write transactions (BEGIN IMMEDIATE)
-    already exclude each other.
-    """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [name])
-
-
 def integrate_pending(*, batch_size: int = INTEGRATION_BATCH) -> int:
     """Give every committed, pending entry the next leaf index, in batches; returns how many.
 
@@ -182,7 +172,7 @@ def integrate_pending(*, batch_size: int = INTEGRATION_BATCH) -> int:
 
 @transaction.atomic
 def _integrate_batch(batch_size: int) -> int:
-    _lock("kalpi.audit.integrator")
+    transaction_lock("kalpi.audit.integrator")
     ids = list(PendingEntry.objects.order_by("entry_id").values_list("entry_id", flat=True)[:batch_size])
     if not ids:
         return 0
@@ -205,7 +195,7 @@ def sign_checkpoint(*, force: bool = False) -> Checkpoint | None:
 
     Holds the integrator lock, so the size and root it signs are those of one moment.
     """
-    _lock("kalpi.audit.integrator")
+    transaction_lock("kalpi.audit.integrator")
     size = tree_size()
     latest = Checkpoint.objects.order_by("-id").first()
     if latest is not None and latest.tree_size == size and not force:

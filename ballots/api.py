@@ -10,7 +10,6 @@ from rest_framework.views import APIView
 
 from ballots import errors
 from ballots.authentication import IsStationDevice, StationTokenAuthentication
-from ballots.models import Round
 from ballots.services import station as services
 from config.errors import envelope
 
@@ -71,14 +70,7 @@ class StationInfoView(StationView):
     )
     def get(self, request: Request) -> Response:
         station = self.station
-        round_ = (
-            Round.objects.filter(election_id=station.election_id, status=Round.Status.OPEN).first()
-            or Round.objects.filter(election_id=station.election_id)
-            .exclude(status=Round.Status.SCHEDULED)
-            .order_by("-number")
-            .first()
-            or Round.objects.filter(election_id=station.election_id).order_by("number").first()
-        )
+        round_ = services.current_round(station)
         return Response(
             {
                 "election": station.election.slug,

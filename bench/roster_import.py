@@ -524,7 +524,7 @@ with open(sys.argv[2], "rb") as f:
 print(rows, bad, time.perf_counter() - start)
 """
 
-_PHASES = ("_lock_roster", "_create_staging", "_stage_rows", "_find_repeated_member_numbers", "_merge", "_drop_staging")
+_PHASES = ("transaction_lock", "_create_staging", "_stage_rows", "_find_repeated_member_numbers", "_merge", "_drop_staging")
 
 
 def phase_child(csv_path: str) -> None:

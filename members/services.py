@@ -13,6 +13,7 @@ from django.utils import timezone
 from audit import services as audit
 from audit.keys import member_pseudonym
 from audit.models import Action
+from config.locks import transaction_lock
 from members.models import Member
 from members.roster_csv import HeaderError, RosterReader, RosterRow, RowError
 
@@ -115,7 +116,8 @@ def import_roster(
     report = ImportReport(dry_run=dry_run)
 
     with transaction.atomic():
-        _lock_roster()
+        # Two imports at once would each see the other's members as missing; serialise them.
+        transaction_lock("kalpi.roster_import")
         with connection.cursor() as cursor:
             _create_staging(cursor)
             _stage_rows(cursor, _valid_rows(reader, report, on_progress))
@@ -193,14 +195,6 @@ def _valid_rows(
             on_progress(reader.bytes_read, report.rows)
     if on_progress is not None:
         on_progress(reader.bytes_read, report.rows)
-
-
-def _lock_roster() -> None:
-    # Two imports at once would each see the other's members as missing; serialise them. SQLite
-    # needs nothing here: its write transactions (BEGIN IMMEDIATE) already exclude each other.
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext('kalpi.roster_import'))")
 
 
 def _create_staging(cursor) -> None:

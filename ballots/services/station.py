@@ -58,15 +58,21 @@ def open_round_of(station: Station) -> Round:
     return round_
 
 
+def current_round(station: Station) -> Round | None:
+    """The open round; else the latest that has opened (where returns and a close belong after the
+    polls); else the first scheduled one; None for an election without rounds."""
+    rounds = Round.objects.filter(election_id=station.election_id)
+    return (
+        rounds.filter(status=Round.Status.OPEN).first()
+        or rounds.exclude(status=Round.Status.SCHEDULED).order_by("-number").first()
+        or rounds.order_by("number").first()
+    )
+
+
 def _latest_round_of(station: Station) -> Round:
     """The open round, else the latest closed one: where a return or a close belongs after the polls."""
-    round_ = (
-        Round.objects.filter(election_id=station.election_id)
-        .exclude(status=Round.Status.SCHEDULED)
-        .order_by("-number")
-        .first()
-    )
-    if round_ is None:
+    round_ = current_round(station)
+    if round_ is None or round_.status == Round.Status.SCHEDULED:
         raise RoundNotOpen()
     return round_
 
