@@ -317,3 +317,41 @@ class Certification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.username} approved {self.tally}"
+
+
+class Publication(models.Model):
+    """One published version of a round's results: the signed document, its CSV and its page.
+
+    Append-only. Pages and open data are served from these rows, never from live queries, so what the
+    public reads is exactly what was signed and logged. Versions number 1, 2, ... per round; a tally is
+    published at most once as provisional and once as official.
+    """
+
+    class Status(models.TextChoices):
+        PROVISIONAL = "provisional"
+        OFFICIAL = "official"
+
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="publications")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices)
+    tally = models.ForeignKey(Tally, on_delete=models.PROTECT, related_name="publications")
+    # The results document as served: canonical JSON with its sha256 and signature (DESIGN.md).
+    document = models.TextField()
+    csv = models.TextField()
+    page = models.TextField()  # the rendered HTML page, self-contained
+    sha256 = models.CharField(max_length=64)
+    signature = models.CharField(max_length=128)  # base64 Ed25519 over the document's canonical bytes
+    checkpoint = models.ForeignKey("audit.Checkpoint", on_delete=models.PROTECT, related_name="+")
+    published_at = models.DateTimeField()
+    published_by = models.CharField(max_length=150)
+    entry = models.OneToOneField("audit.Entry", on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["round", "version"]
+        constraints = [
+            models.UniqueConstraint(fields=["round", "version"], name="publication_version_unique"),
+            models.UniqueConstraint(fields=["tally", "status"], name="publication_once_per_tally"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.round} version {self.version} ({self.status})"

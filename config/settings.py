@@ -124,6 +124,9 @@ CELERY_TASK_ACKS_LATE = True
 # One message at a time per worker process, so a long task does not hold others hostage.
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # A stuck task is stopped rather than holding a worker for ever.
+# Redis gives an unacknowledged task (its worker killed) to another worker after this many seconds.
+# Longer than any task may run (the time limit below) and any countdown, so no live task runs twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("KALPI_TASK_VISIBILITY_TIMEOUT", 600)}
 CELERY_TASK_SOFT_TIME_LIMIT = 300
 CELERY_TASK_TIME_LIMIT = 330
 CELERY_TASK_SERIALIZER = "json"
@@ -139,6 +142,8 @@ CELERY_BEAT_SCHEDULE = {
     # after-commit trigger was lost (a worker restart), so none waits more than a few seconds.
     "audit-integrate": {"task": "audit.tasks.integrate_entries", "schedule": 5.0},
     "audit-checkpoint": {"task": "audit.tasks.sign_checkpoint", "schedule": 60.0},
+    # Provisional results of every round being counted, whether or not a station reported just now.
+    "publish-counting-rounds": {"task": "ballots.tasks.publish_counting_rounds", "schedule": 60.0},
 }
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -211,6 +216,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Two models have a "status": name their choice sets after the model, not after a hash.
+    "ENUM_NAME_OVERRIDES": {
+        "ElectionStatusEnum": "ballots.models.Election.Status",
+        "RoundStatusEnum": "ballots.models.Round.Status",
+    },
     "COMPONENT_SPLIT_REQUEST": True,
 }
 

@@ -41,6 +41,7 @@ GROUP_MIGRATIONS = [
     ("members.migrations.0002_roster_clerk_group", "create_group"),
     ("audit.migrations.0003_auditor_group", "create_group"),
     ("ballots.migrations.0003_official_groups", "create_groups"),
+    ("ballots.migrations.0006_publication", "grant_committee"),
 ]
 
 
@@ -175,6 +176,24 @@ def clerk(db) -> User:
 @pytest.fixture
 def superuser(db) -> User:
     return _official("root", is_superuser=True)
+
+
+@pytest.fixture
+def manager(db) -> User:
+    """Moshe, who runs the stations on the day."""
+    return _official("moshe", "station manager")
+
+
+@pytest.fixture
+def committee(db) -> User:
+    """Dana, of the election committee."""
+    return _official("dana", "election committee")
+
+
+@pytest.fixture
+def auditor(db) -> User:
+    """Avi, an observer for a candidate."""
+    return _official("avi", "auditor")
 
 
 @pytest.fixture

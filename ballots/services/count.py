@@ -16,6 +16,7 @@ from audit.models import Action, Checkpoint, Entry, Leaf
 from ballots import counting
 from ballots.errors import RoundStateError
 from ballots.models import Certification, Election, Elector, Round, Seal, Tally
+from ballots.services import publish
 from config.errors import DomainError, NotFound
 
 COMMITTEE_GROUP = "election committee"
@@ -203,6 +204,7 @@ def certify_round(*, election: Election, number: int, username: str) -> tuple[Ta
         if tally.decision == "runoff":
             _schedule_runoff(round_, tally, actor=username)
         audit.request_checkpoint()
+        publish.official_after_commit(round_.id)
     return tally, len(approvals), certified
 
 

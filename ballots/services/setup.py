@@ -17,6 +17,7 @@ from audit.models import Action
 from ballots.election_file import ElectionSpec, parse_election_file
 from ballots.errors import ElectionFrozen, RoundStateError
 from ballots.models import Candidate, Election, Elector, Round, Station, StationRound, StationToken
+from ballots.services import publish
 from ballots.services.station import close_station
 from config.errors import Invalid, NotFound
 from members.models import Member
@@ -320,4 +321,5 @@ def close_round(*, election: Election, number: int, actor: str) -> Round:
             "tie_break_seed": round_.tie_break_seed,
         },
     )
+    publish.provisional_after_commit(round_.id)  # closed: the count may now be complete
     return round_

@@ -46,6 +46,7 @@ from ballots.models import (
     StationRound,
 )
 from ballots.returns import validate_return
+from ballots.services import publish
 from config.errors import Invalid
 
 MAX_BATCH = 1000
@@ -335,6 +336,7 @@ def _seal(
         source=source, created_at=timezone.now(), entry=entry,
     )  # fmt: skip
     audit.request_checkpoint()
+    publish.provisional_after_commit(round_.id)
     return seal
 
 
