@@ -1,10 +1,14 @@
-"""Elections for the station API tests: with Haifa voters for the paper station, and one not yet open."""
+"""Elections for the ballots tests: with Haifa voters for the paper station, one not yet open, one under
+way on polling day; and choosing an admin action."""
 
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
+from ballots.services.station import check_in_voter, close_station, enter_return
 from members.services import import_roster
+from tests.ballots.station_api import cast, check_in, figures
 from tests.conftest import ELECTION_FILE, ROSTER_HEADER, Election, csv_stream
 
 # Active Haifa members who joined before the cutoff: the electorate of the paper station hfa-01.
@@ -42,3 +46,29 @@ class ScheduledElection(Election):
 @pytest.fixture
 def scheduled_election(small_roster) -> ScheduledElection:
     return ScheduledElection()
+
+
+@pytest.fixture
+def polling_day(haifa_election):
+    """Round 1 under way: two voters at Tel Aviv (one ballot), two at the paper station Haifa, which has
+    closed and whose two entries differ (the first with a warning), and the party house still open."""
+    election = haifa_election
+    tlv = election.client("tlv-01")
+    check_in(tlv, "1001")
+    cast(tlv, "peretz")
+    check_in(tlv, "1003")
+    haifa = election.station("hfa-01")
+    for member_no in ("8800001", "8800002"):
+        check_in_voter(station=haifa, member_no=member_no)
+    close_station(station=haifa, actor="hfa-01")
+    enter_return(station=haifa, entry=1, actor="clerk-a", **figures(1, total=1))  # W201 one short, W203
+    enter_return(station=haifa, entry=2, actor="clerk-b", **figures(1, 1))
+    return election
+
+
+def act(client, model: str, action: str, objects, *, confirm: bool = True, **fields):
+    """Choose an action on a changelist, and (`confirm`) submit its confirmation page."""
+    data = {"action": action, "_selected_action": [obj.pk for obj in objects], **fields}
+    if confirm:
+        data["post"] = "yes"
+    return client.post(reverse(f"admin:ballots_{model}_changelist"), data, follow=True)

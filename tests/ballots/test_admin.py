@@ -24,18 +24,6 @@ def official(username: str, group: str) -> User:
     return user
 
 
-@pytest.fixture
-def manager(db) -> User:
-    """Moshe, who runs the stations on the day."""
-    return official("moshe", "station manager")
-
-
-@pytest.fixture
-def committee(db) -> User:
-    """Dana, of the election committee."""
-    return official("dana", "election committee")
-
-
 def test_the_station_manager_issues_a_token_shown_once(client, manager, election):
     client.force_login(manager)
     station = election.station("tlv-01")
@@ -160,7 +148,8 @@ def test_the_committee_certifies_in_the_admin(client, election):
     for username in ("dana", "yossi"):
         member = official(username, "election committee")
         client.force_login(member)
-        page = client.post(changelist, {"action": "certify", "_selected_action": [election.round.pk]}, follow=True)
+        form = {"action": "certify", "_selected_action": [election.round.pk], "post": "yes"}
+        page = client.post(changelist, form, follow=True)
         assert page.status_code == 200
     assert "certified (2 of 2)" in page.text
     election.round.refresh_from_db()
