@@ -12,8 +12,9 @@ from django.conf import settings
 from audit import keys, merkle
 from audit.canonical import canonical_bytes
 from audit.models import Checkpoint, Leaf, entry_document
+from audit.recount import Recount
 from audit.selectors import NodeReader, tree_size
-from audit.verify import BUNDLE_FORMAT, Report, verify_log
+from audit.verify import BUNDLE_FORMAT, Problem, Report, verify_log
 
 ProgressCallback = Callable[[int], None]
 _CHUNK = 5000
@@ -62,8 +63,29 @@ def _checkpoints() -> Iterator[tuple[int, str, list[bytes] | None]]:
 
 def verify_database(*, on_progress: ProgressCallback | None = None) -> Report:
     """Recompute every leaf from its entry, every checkpoint's root and signature, and the consistency
-    between consecutive checkpoints; name the first entry or checkpoint that differs."""
-    return verify_log(_entries(on_progress), _checkpoints(), keys.verifier(), settings.KALPI_LOG_ORIGIN)
+    between consecutive checkpoints; recount every published result from the entries; name the first
+    entry, checkpoint or document that differs."""
+    try:
+        recount = Recount(_published_documents(), keys.verifier(), _checkpoint_roots())
+    except Problem as problem:
+        return Report(ok=False, problem=str(problem))
+    report = verify_log(
+        _entries(on_progress), _checkpoints(), keys.verifier(), settings.KALPI_LOG_ORIGIN, checks=[recount]
+    )
+    if report.ok and recount.summary():
+        report.notes.append(recount.summary())
+    return report
+
+
+def _published_documents() -> Iterator[dict]:
+    from ballots.models import Publication  # the log's app does not depend on the ballots app otherwise
+
+    for text in Publication.objects.order_by("id").values_list("document", flat=True).iterator():
+        yield json.loads(text)
+
+
+def _checkpoint_roots() -> dict[int, bytes]:
+    return {size: bytes(root) for size, root in Checkpoint.objects.values_list("tree_size", "root")}
 
 
 def export_bundle(directory: Path, *, on_progress: ProgressCallback | None = None) -> int:
@@ -81,6 +103,9 @@ def export_bundle(directory: Path, *, on_progress: ProgressCallback | None = Non
             if proof is not None:
                 line["consistency_proof"] = [h.hex() for h in proof]
             out.write(canonical_bytes(line) + b"\n")
+    with (directory / "results.jsonl").open("wb") as out:
+        for document in _published_documents():
+            out.write(canonical_bytes(document) + b"\n")
     (directory / "public-key.txt").write_text(keys.verifier_key() + "\n", encoding="utf-8")
     manifest = {"format": BUNDLE_FORMAT, "origin": settings.KALPI_LOG_ORIGIN, "tree_size": size}
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

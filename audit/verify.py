@@ -16,6 +16,9 @@ Bundle format 1, as `manage.py export_audit DIR` writes it (every file UTF-8):
   `{"id": n, "note": "<the whole signed note: checkpoint body, blank line, signature lines>"}`,
   optionally with `"consistency_proof": ["<hex>", ...]`, the RFC 9162 §2.1.4 proof that this
   checkpoint's tree extends the previous line's.
+- `DIR/results.jsonl` (optional): one published results document per line, as the service published
+  it (DESIGN.md "Public API and pages"). When present, each is recounted from the entries
+  (audit/recount.py): its signature, its publication in the log, and every number in it.
 No other keys are allowed on entry or checkpoint lines.
 
 What is checked, streaming (memory O(log n) for the tree, whatever the size of the log): every
@@ -35,7 +38,7 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
@@ -87,6 +90,8 @@ class Report:
     # The checkpoint id and the entry index the problem is about, when it names them.
     failed_checkpoint: int | None = None
     first_bad_index: int | None = None
+    # What further checks found, for the summary ("3 published results recounted from the log").
+    notes: list[str] = field(default_factory=list)
 
     @property
     def uncovered(self) -> int:
@@ -100,7 +105,7 @@ class Report:
         line = f"OK: {self.entries} entries, {self.checkpoints} checkpoints, latest size {self.latest_size} root {root}"
         if self.uncovered:
             line += f"; {self.uncovered} entries after it not yet covered by a checkpoint"
-        return line
+        return "; ".join([line, *self.notes])
 
 
 class _Walk:
@@ -414,9 +419,11 @@ def _open(directory: Path, name: str) -> BinaryIO:
 def verify_bundle(path: str | Path, *, public_key: str | None = None, checks: Sequence[LogCheck] = ()) -> Report:
     """Verify the bundle in directory `path` (format in the module docstring).
 
-    `public_key`, the log's published verifier key, if given, must be the one the bundle carries.
+    `public_key`, the log's published verifier key, if given, must be the one the bundle carries. When
+    the bundle holds published results, each is recounted from the entries as well.
     """
     directory = Path(path)
+    recount = None
     try:
         if not directory.is_dir():
             raise Problem(f"{directory} is not a directory")
@@ -424,6 +431,9 @@ def verify_bundle(path: str | Path, *, public_key: str | None = None, checks: Se
         verifier = _read_public_key(directory)
         if public_key is not None:
             _check_expected_key(verifier, public_key)
+        if (directory / "results.jsonl").exists():
+            recount = _recount(directory, verifier)
+            checks = [*checks, recount]
         with _open(directory, "entries.jsonl") as entries, _open(directory, "checkpoints.jsonl") as checkpoints:
             report = verify_log(
                 _bundle_entries(entries), _bundle_checkpoints(checkpoints), verifier, origin, checks=checks
@@ -435,7 +445,25 @@ def verify_bundle(path: str | Path, *, public_key: str | None = None, checks: Se
     if report.ok and report.entries != size:
         report.ok = False
         report.problem = f"manifest.json: tree_size {size}, but entries.jsonl holds {report.entries} entries"
+    if report.ok and recount is not None and recount.summary():
+        report.notes.append(recount.summary())
     return report
+
+
+def _recount(directory: Path, verifier: Verifier):
+    from audit.recount import Recount  # it uses Problem from here
+
+    with _open(directory, "results.jsonl") as handle:
+        documents = [document for _, document in _json_lines(handle, "results.jsonl")]
+    roots = {}
+    with _open(directory, "checkpoints.jsonl") as handle:
+        for item in _bundle_checkpoints(handle):
+            try:
+                checkpoint = parse_checkpoint(open_note(item[1], [verifier]))
+            except NoteError:
+                continue  # reported by the walk over the checkpoints
+            roots[checkpoint.size] = checkpoint.root
+    return Recount(documents, verifier, roots)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -450,7 +478,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the log's published verifier key (<name>+<key id>+<base64 key>); the bundle's must be this one",
     )
     arguments = parser.parse_args(argv)
-    # The tally recomputation (a later issue) will be passed here as a LogCheck.
     report = verify_bundle(arguments.directory, public_key=arguments.public_key)
     print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
     return 0 if report.ok else 1
