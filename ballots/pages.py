@@ -1,8 +1,8 @@
 """The public result pages and open data (DESIGN.md "Public API and pages"): no login, no script.
 
-A round's page, JSON and CSV are served from its latest published version, as stored: one indexed
-query, an ETag and a Last-Modified, and a 304 when the reader already has it. The lists of elections
-and rounds are read live: they hold the schedule, never a number of votes.
+A round's page, JSON and CSV are served from its latest published version, as stored
+(ballots/versions.py): an ETag and a Last-Modified, and a 304 when the reader already has it. The lists
+of elections and rounds are read live: they hold the schedule, never a number of votes.
 """
 
 from __future__ import annotations
@@ -14,18 +14,14 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
-from django.utils.cache import get_conditional_response
-from django.utils.http import http_date
 from django.views.decorators.http import require_safe
 
 from audit import keys
 from ballots.models import Election, Publication, Round
 from ballots.services.publish import runoff_date
+from ballots.versions import serve_latest
 from config.errors import envelope
 
-# Readers revalidate on every load (a cheap 304); a cache never serves a superseded version.
-CACHE_CONTROL = "public, no-cache"
-BODY_FIELDS = {"page": "text/html; charset=utf-8", "document": "application/json", "csv": "text/csv; charset=utf-8"}
 DECISION_WORDS = {
     "winner": "Winner",
     "runoff": "Runoff",
@@ -33,29 +29,6 @@ DECISION_WORDS = {
     "tie": "Tie",
     "quorum_not_met": "Quorum not met",
 }
-
-
-def latest_publication(slug: str, number: int, field: str) -> Publication | None:
-    """The round's latest version, with only the columns a response needs."""
-    return (
-        Publication.objects.filter(round__election__slug=slug, round__number=number)
-        .only("version", "sha256", "published_at", field)
-        .order_by("-version")
-        .first()
-    )
-
-
-def serve_version(request: HttpRequest, publication: Publication, field: str, suffix: str) -> HttpResponse:
-    """The stored body of a version, or 304 when the reader's copy is this version."""
-    etag = f'"{publication.sha256}{suffix}"'
-    last_modified = publication.published_at.timestamp()
-    response = get_conditional_response(request, etag=etag, last_modified=last_modified)
-    if response is None:
-        response = HttpResponse(getattr(publication, field), content_type=BODY_FIELDS[field])
-    response["ETag"] = etag
-    response["Last-Modified"] = http_date(last_modified)
-    response["Cache-Control"] = CACHE_CONTROL
-    return response
 
 
 def _not_published(request: HttpRequest, slug: str, number: int, *, as_json: bool) -> HttpResponse:
@@ -71,28 +44,17 @@ def _not_published(request: HttpRequest, slug: str, number: int, *, as_json: boo
 
 @require_safe
 def round_page(request: HttpRequest, slug: str, number: int) -> HttpResponse:
-    publication = latest_publication(slug, number, "page")
-    if publication is None:
-        return _not_published(request, slug, number, as_json=False)
-    return serve_version(request, publication, "page", ".html")
+    return serve_latest(request, slug, number, "page") or _not_published(request, slug, number, as_json=False)
 
 
 @require_safe
 def round_json(request: HttpRequest, slug: str, number: int) -> HttpResponse:
-    publication = latest_publication(slug, number, "document")
-    if publication is None:
-        return _not_published(request, slug, number, as_json=True)
-    return serve_version(request, publication, "document", "")
+    return serve_latest(request, slug, number, "document") or _not_published(request, slug, number, as_json=True)
 
 
 @require_safe
 def round_csv(request: HttpRequest, slug: str, number: int) -> HttpResponse:
-    publication = latest_publication(slug, number, "csv")
-    if publication is None:
-        return _not_published(request, slug, number, as_json=True)
-    response = serve_version(request, publication, "csv", ".csv")
-    response["Content-Disposition"] = f'inline; filename="{slug}-round-{number}-v{publication.version}.csv"'
-    return response
+    return serve_latest(request, slug, number, "csv") or _not_published(request, slug, number, as_json=True)
 
 
 @require_safe

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from ballots.api import ERROR_ENVELOPE
 from ballots.models import Candidate, Election, Round
-from ballots.pages import latest_publication, serve_version
+from ballots.versions import serve_latest
 from config.errors import NotFound
 
 
@@ -88,7 +88,7 @@ class RoundResultsView(APIView):
         },
     )
     def get(self, request: Request, slug: str, number: int) -> HttpResponse:
-        publication = latest_publication(slug, number, "document")
-        if publication is None:
+        response = serve_latest(request, slug, number, "document")
+        if response is None:
             raise NotFound(f"Round {number} of {slug} has no published results (or does not exist).")
-        return serve_version(request, publication, "document", "")
+        return response
