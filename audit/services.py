@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from audit import keys, merkle, note
 from audit.canonical import canonical_bytes
-from audit.models import Action, Checkpoint, Entry, Leaf, Node, PendingEntry
+from audit.models import Action, Checkpoint, Entry, Leaf, Node, PendingEntry, entry_document
 from audit.selectors import NodeReader, tree_size
 from config.locks import transaction_lock
 
@@ -178,15 +178,36 @@ def _integrate_batch(batch_size: int) -> int:
         return 0
     size = tree_size()
     appender = merkle.TreeAppender.from_getter(size, NodeReader())
-    leaves, nodes = [], []
-    for offset, entry in enumerate(Entry.objects.filter(id__in=ids).order_by("id")):
-        leaf = merkle.leaf_hash(canonical_bytes(entry.document()))
-        leaves.append(Leaf(index=size + offset, entry_id=entry.id, hash=leaf))
-        nodes.extend(Node(level=level, index=index, hash=h) for level, index, h in appender.append(leaf))
-    Leaf.objects.bulk_create(leaves, batch_size=1000)
-    Node.objects.bulk_create(nodes, batch_size=1000)
+    leaves: list[tuple[int, int, bytes]] = []
+    nodes: list[tuple[int, int, bytes]] = []
+    # Columns, not model instances: building 2,000 Entry objects cost more than hashing them.
+    rows = Entry.objects.filter(id__in=ids).order_by("id").values_list("id", "action", "actor", "payload", "created_at")
+    for offset, (id_, action, actor, payload, created_at) in enumerate(rows):
+        leaf = merkle.leaf_hash(canonical_bytes(entry_document(id_, action, actor, payload, created_at)))
+        leaves.append((size + offset, id_, leaf))
+        nodes.extend(appender.append(leaf))
+    _append_rows(Leaf, ("index", "entry_id", "hash"), leaves)
+    _append_rows(Node, ("level", "index", "hash"), nodes)
     PendingEntry.objects.filter(entry_id__in=ids).delete()
     return len(ids)
+
+
+def _append_rows(model, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert rows of an append-only table: COPY on PostgreSQL (measured several times faster than
+    bulk_create's multi-row INSERTs, whose building and splitting dominated the integrator), batched
+    INSERTs elsewhere."""
+    if not rows:
+        return
+    table = connection.ops.quote_name(model._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in columns)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(columns))
+            cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", rows)
 
 
 @transaction.atomic
