@@ -123,3 +123,51 @@ def test_a_round_without_results_says_so(browsing, small_roster):
     browsing.failed_requests.clear()  # the 404 is the answer under test
     browsing.screenshot()
     browsing.assert_clean()
+
+
+CONTRAST = """() => {
+    // WCAG 2.1 contrast of every text-bearing element against the background it is drawn on.
+    const rgb = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+    const lum = ([r, g, b]) => {
+        const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+    };
+    const background = (e) => {
+        for (; e; e = e.parentElement) {
+            const c = rgb(getComputedStyle(e).backgroundColor);
+            if (c.length === 3 || c[3] > 0) return c.slice(0, 3);
+        }
+        return [255, 255, 255];
+    };
+    const low = [];
+    for (const e of document.querySelectorAll('body *')) {
+        const text = [...e.childNodes].filter(n => n.nodeType === 3).map(n => n.textContent.trim()).join('');
+        if (!text || e.closest('[aria-hidden=true]')) continue;
+        const style = getComputedStyle(e);
+        const [a, b] = [lum(rgb(style.color)), lum(background(e))];
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        const size = parseFloat(style.fontSize);
+        const large = size >= 24 || (size >= 18.66 && style.fontWeight >= 700);
+        const name = `${e.tagName.toLowerCase()} "${text.slice(0, 30)}"`;
+        if (ratio < (large ? 3 : 4.5)) low.push(`${name}: ${ratio.toFixed(2)}`);
+    }
+    return low;
+}"""
+
+
+def test_the_pages_are_readable_by_everyone(browsing, small_roster):
+    """Contrast (WCAG AA), a language, one h1, labelled tables with header cells, and names for links."""
+    election = town_election()
+    vote(election, "tlv-01", TLV_MEMBERS[:3], ["herzog", "herzog", "peretz"])
+    close(election)
+    page = browsing.page
+    for path in ("/results/", f"/results/{SLUG}/", f"/results/{SLUG}/rounds/1/", "/results/verify/"):
+        page.goto(path)
+        assert page.evaluate(CONTRAST) == [], path
+        assert page.locator("html").get_attribute("lang") == "en"
+        assert page.locator("h1").count() == 1, path
+        for each in page.locator("table").all():
+            assert each.locator("caption").count() == 1, path
+            assert each.locator("thead th[scope=col]").count() >= 2, path
+        assert all(link.strip() for link in page.locator("a").all_inner_texts()), path
+    browsing.assert_clean()
