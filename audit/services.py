@@ -79,13 +79,34 @@ def record_many(*, action: Action | str, actor: str, payloads: list[dict[str, An
     action = Action(action)
     for payload in payloads:
         canonical_bytes(payload)
+    if not payloads:
+        return 0
     now = timezone.now()
-    entries = Entry.objects.bulk_create(
-        [Entry(action=action, actor=actor, payload=payload, created_at=now) for payload in payloads], batch_size=1000
-    )
-    PendingEntry.objects.bulk_create([PendingEntry(entry_id=entry.id) for entry in entries], batch_size=1000)
+    if connection.vendor == "postgresql":
+        # One statement for the whole batch, as `record` does for one entry: building a thousand
+        # model instances and two multi-row INSERTs cost more than the database's work on them.
+        with connection.cursor() as cursor:
+            cursor.execute(_RECORD_MANY_POSTGRES, [action.value, actor, now, [json.dumps(p) for p in payloads]])
+            count = cursor.rowcount
+    else:
+        entries = Entry.objects.bulk_create(
+            [Entry(action=action, actor=actor, payload=payload, created_at=now) for payload in payloads],
+            batch_size=1000,
+        )
+        PendingEntry.objects.bulk_create([PendingEntry(entry_id=entry.id) for entry in entries], batch_size=1000)
+        count = len(entries)
     _integrate_after_commit()
-    return len(entries)
+    return count
+
+
+# Ids in the payloads' order (ORDER BY the ordinality), so the log keeps the batch's order.
+_RECORD_MANY_POSTGRES = """
+    WITH entry AS (
+        INSERT INTO audit_entry (action, actor, payload, created_at)
+        SELECT %s, %s, p.payload::jsonb, %s FROM unnest(%s::text[]) WITH ORDINALITY AS p (payload, n) ORDER BY p.n
+        RETURNING id
+    )
+    INSERT INTO audit_pendingentry (entry_id) SELECT id FROM entry"""
 
 
 def request_checkpoint() -> None:

@@ -86,3 +86,28 @@ def test_integration_works_in_batches(db):
     assert PendingEntry.objects.count() == 7
     assert services.integrate_pending(batch_size=3) == 7
     assert list(Leaf.objects.values_list("index", flat=True).order_by("index")) == list(range(7))
+
+
+def test_a_batch_is_recorded_in_its_order_each_entry_pending_once(db):
+    payloads = [{"election": "labor-2011", "round": 1, "station": f"s-{i:04d}"} for i in range(1500)]
+    with transaction.atomic():
+        assert services.record_many(action=Action.BALLOT_RECORDED, actor="tlv-01", payloads=payloads) == 1500
+        assert services.record_many(action=Action.BALLOT_RECORDED, actor="tlv-01", payloads=[]) == 0
+    entries = list(Entry.objects.order_by("id"))
+    assert [e.payload for e in entries] == payloads
+    assert {(e.action, e.actor) for e in entries} == {(Action.BALLOT_RECORDED, "tlv-01")}
+    assert len({e.created_at for e in entries}) == 1
+    assert sorted(PendingEntry.objects.values_list("entry_id", flat=True)) == [e.id for e in entries]
+    services.integrate_pending()
+    assert list(Leaf.objects.order_by("index").values_list("entry_id", flat=True)) == [e.id for e in entries]
+
+
+def test_a_batch_is_refused_outside_a_transaction():
+    with pytest.raises(services.NotInTransaction):
+        services.record_many(action=Action.BALLOT_RECORDED, actor="x", payloads=[{"a": 1}])
+
+
+def test_a_batch_with_a_float_is_refused_whole(db):
+    with pytest.raises(TypeError), transaction.atomic():
+        services.record_many(action=Action.BALLOT_RECORDED, actor="x", payloads=[{"a": 1}, {"b": 0.5}])
+    assert not Entry.objects.exists()
