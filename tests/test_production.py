@@ -236,9 +236,9 @@ def test_a_worker_killed_in_the_middle_of_the_official_publication_leaves_nothin
             certify_round(election=election.election, number=1, username=username)
         wait_for(lambda: _inserting_publication(), 30, "the worker to reach the INSERT of the version")
         worker = production.running["worker"]
-        children = subprocess.run(["pgrep", "-P", str(worker.pid)], capture_output=True, text=True).stdout.split()
+        children = children_of(worker.pid)
         assert len(children) == 1, children  # the prefork pool's one process, running the task
-        os.kill(int(children[0]), signal.SIGKILL)
+        os.kill(children[0], signal.SIGKILL)
         wait_for(lambda: "WorkerLostError" in production.log("worker") or "SIGKILL" in production.log("worker"), 20,
                  "the worker to notice")  # fmt: skip
         blocker.rollback()  # the killed transaction is rolled back; the requeued task runs again
@@ -248,6 +248,19 @@ def test_a_worker_killed_in_the_middle_of_the_official_publication_leaves_nothin
     assert sorted(Publication.objects.values_list("version", flat=True)) == list(range(1, versions_before + 2))
     entries = Entry.objects.filter(action=Action.RESULTS_PUBLISHED, payload__status="official")
     assert [e.payload["sha256"] for e in entries] == [official["sha256"]]
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, read from /proc (no procps needed)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def _inserting_publication() -> bool:
