@@ -141,3 +141,18 @@ def test_it_keeps_the_station_counter_and_the_ballot_rows_together_through_repla
     assert (closed["checkins"], closed["ballots"]) == (3, 3)
     assert closed["seal"]["counts"] == {"blank": 1, "herzog": 1, "invalid": 0, "peretz": 1, "yachimovich": 0}
     assert closed["seal"]["source"] == "ballots"
+
+
+def test_a_batch_reads_its_items_as_the_single_ballot_does_spaces_extra_keys_and_numbers_included(election):
+    anywhere = election.client("any-01")
+    _voters(anywhere, "1001", "1002", "1003")
+    spaced, extra, upper = new_id(), new_id(), new_id()
+    batch = [
+        {"id": f" {spaced} ", "choice": " peretz "},  # trimmed, as the serializer trims any field
+        {"id": extra, "choice": "herzog", "note": "ignored"},
+        {"id": upper.upper(), "choice": "blank"},
+    ]
+    assert cast_batch(anywhere, batch).json() == {"accepted": 3, "duplicates": 0}
+    stored = dict(Ballot.objects.values_list("id", "choice"))
+    assert {str(k): v for k, v in stored.items()} == {spaced: "peretz", extra: "herzog", upper: "blank"}
+    refused(cast_batch(anywhere, [{"id": new_id(), "choice": 7}]), 400, "unknown_choice")

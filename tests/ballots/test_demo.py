@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
 
 from audit.verification import verify_database
 from ballots.demo import RUNOFF, run_demo
-from ballots.models import Round, StationReturn
+from ballots.models import Publication, Round, StationReturn
 
 
 @pytest.mark.django_db(transaction=True)
@@ -28,7 +29,15 @@ def test_the_demo_tells_the_2011_story_and_its_log_verifies(settings):
     assert StationReturn.objects.filter(entry=2).exists()
     assert first.document["stations"]["reported"] == first.document["stations"]["total"]
     assert {"roster", "round 1 voting", "round 2 voting"} <= set(seen)
-    assert verify_database().ok
+    # Published as it went, officially once certified; the pages show it.
+    assert sorted(Publication.objects.filter(status="official").values_list("round__number", flat=True)) == [1, 2]
+    client = Client()
+    first_page = client.get("/results/labor-2011/rounds/1/").content.decode()
+    assert "Official result" in first_page and "runoff between Shelly Yachimovich and Amir Peretz" in first_page
+    assert "Shelly Yachimovich is elected." in client.get("/results/labor-2011/rounds/2/").content.decode()
+    report = verify_database()
+    assert report.ok, report.problem
+    assert f"{Publication.objects.count()} published results documents recounted" in report.summary()
 
 
 @pytest.mark.django_db(transaction=True)
@@ -41,6 +50,7 @@ def test_the_demo_command_refuses_a_second_run_and_a_bad_scale(capsys, monkeypat
     call_command("demo", "--scale", "0.02")
     out = capsys.readouterr().out
     assert "Round 1: 884 voters" in out and "runoff yachimovich, peretz" in out and "winner yachimovich" in out
+    assert "http://127.0.0.1:8000/results/labor-2011/rounds/2/" in out
     call_command("demo", "--if-empty")
     assert "demo not loaded again" in capsys.readouterr().out
     with pytest.raises(CommandError, match="exists already"):

@@ -54,8 +54,12 @@ class Command(BaseCommand):
                 f"Round {number}: {result.voters[number]} voters; {leaders}; "
                 f"{outcome['decision']} {outcome['winner'] or ', '.join(outcome['advancing'])}"
             )
+        slug = result.tallies[1].round.election.slug if result.tallies else "labor-2011"
         self.stdout.write(
             "\nLook at:\n"
+            f"  http://127.0.0.1:8000/results/{slug}/rounds/1/   (round one: official, a runoff)\n"
+            f"  http://127.0.0.1:8000/results/{slug}/rounds/2/   (the runoff: official, the winner)\n"
+            f"  http://127.0.0.1:8000/results/{slug}/rounds/2/results.json\n"
             "  http://127.0.0.1:8000/admin/   (officials admin, clerk, moshe, dana, yossi, avi; "
             f"password {password!r})\n"
             f"  http://127.0.0.1:8000/api/v1/audit/checkpoint/\n"
