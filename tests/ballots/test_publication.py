@@ -418,3 +418,15 @@ def test_the_publish_command(night, capsys):
         call_command("publish", SLUG, "7")
     with pytest.raises(CommandError, match="no election"):
         call_command("publish", "nope", "1")
+
+
+def test_the_tasks_are_acknowledged_when_done_and_retry_only_transient_failures():
+    from django.db import InterfaceError, OperationalError
+
+    from config.errors import DomainError
+
+    for task in (tasks.publish_provisional, tasks.publish_official):
+        assert task.acks_late and task.reject_on_worker_lost
+        assert set(task.autoretry_for) == {OperationalError, InterfaceError}
+        assert not any(issubclass(DomainError, kind) for kind in task.autoretry_for)
+        assert task.max_retries and task.retry_backoff
