@@ -295,7 +295,7 @@ def profile(paths: dict[str, str], n: int, big: dict) -> str:
     from django.utils import timezone
 
     from audit.canonical import canonical_bytes
-    from ballots import pages
+    from ballots import pages, versions
     from ballots.models import Publication, Round
     from ballots.services import publish
 
@@ -377,12 +377,6 @@ def profile(paths: dict[str, str], n: int, big: dict) -> str:
         .order_by("-version")[:1]
         .query.sql_with_params()
     )
-    head_sql, head_params = (
-        Publication.objects.filter(round__election__slug=slug, round__number=1)
-        .only("version", "sha256", "published_at")
-        .order_by("-version")[:1]
-        .query.sql_with_params()
-    )
 
     def raw(sql_text: str, params) -> None:
         with connection.cursor() as cursor:
@@ -401,9 +395,9 @@ def profile(paths: dict[str, str], n: int, big: dict) -> str:
         "whole stack (test client: middleware, URL resolver, view)": lambda: fetch(targets[1]),
         "the view alone (RequestFactory → pages.round_page)": lambda: view(None),
         "the view alone, If-None-Match → 304": lambda: view(etag),
-        "latest_publication(): the ORM query, body column included": lambda: pages.latest_publication(slug, 1, "page"),
-        "the same SQL, raw cursor (no ORM)": lambda: raw(orm_sql, orm_params),
-        "the same SQL without the body column (what a 304 needs)": lambda: raw(head_sql, head_params),
+        "the first design's SQL (whole version, body included), raw": lambda: raw(orm_sql, orm_params),
+        "versions.latest_version(): the cache when shared, else one SQL query": lambda: versions.latest_version(slug, 1),
+        "versions._latest_in_database(): the SQL query alone": lambda: versions._latest_in_database(slug, 1),
         "SELECT 1 on the raw connection (a health check's round trip)": health_check,
     }
     timings: dict[str, list[float]] = {k: [] for k in cases}

@@ -69,6 +69,14 @@ def _groups_after_flush(request):
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache: on Redis it outlives the test's database rows."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _celery_eager(request):
     """Tasks run in the test's process, so a test sees their effect at once, whatever the broker.
 

@@ -25,6 +25,7 @@ from audit import keys
 from audit import services as audit
 from audit.canonical import canonical_bytes
 from audit.models import Action, Checkpoint
+from ballots import versions
 from ballots.errors import RoundStateError
 from ballots.models import Publication, Round, Tally
 from ballots.services import count
@@ -99,6 +100,9 @@ def _publish(round_id: int, tally_id: int, status: str, actor: str) -> Publicati
         checkpoint=checkpoint, published_at=published_at, published_by=actor, entry=entry,
     )  # fmt: skip
     audit.request_checkpoint()
+    latest = versions.Latest(publication.id, version, publication.sha256, published_at)
+    slug, number = round_.election.slug, round_.number
+    transaction.on_commit(lambda: versions.remember_latest(slug, number, latest), robust=True)
     return publication
 
 
