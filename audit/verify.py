@@ -40,13 +40,23 @@ import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, NamedTuple, Protocol
 
 from audit.canonical import canonical_bytes
-from audit.merkle import ProofError, RootBuilder, leaf_hash, verify_consistency
+from audit.merkle import HASH_SIZE, ProofError, RootBuilder, leaf_hash, verify_consistency
 from audit.note import NoteError, Verifier, open_note, parse_checkpoint
 
-__all__ = ["BUNDLE_FORMAT", "LogCheck", "Problem", "Report", "main", "verify_bundle", "verify_log"]
+__all__ = [
+    "BUNDLE_FORMAT",
+    "LeafBatch",
+    "LogCheck",
+    "Problem",
+    "Report",
+    "main",
+    "verify_bundle",
+    "verify_leaves",
+    "verify_log",
+]
 
 BUNDLE_FORMAT = 1
 
@@ -70,6 +80,10 @@ class LogCheck(Protocol):
 
     The hook for checks beyond the tree, such as recomputing each round's tally from the entries
     (a later issue). Raise Problem to fail the verification.
+
+    Optionally a check may also define `wants(action: str) -> bool`: then `verify_leaves` feeds it
+    only the entries whose action it wants (a check that would ignore most entries anyway saves the
+    caller building them). `verify_log` feeds every check every entry, as before.
     """
 
     def entry(self, index: int, entry: dict[str, Any]) -> None: ...
@@ -156,6 +170,111 @@ class _Walk:
             check.entry(index, entry)
 
 
+class LeafBatch(NamedTuple):
+    """Consecutive leaves `start`, `start + 1`, ... whose hashes the caller recomputed from their entries.
+
+    For `verify_leaves`, when the entries are hashed elsewhere (in parallel, from database columns):
+    `hashes` holds the recomputed leaf hashes, 32 bytes each, never the stored ones; `entries` the
+    `(index, entry)` of those leaves some check wants, in index order; `stored_mismatch` the first
+    leaf of the batch whose stored hash differs from the recomputed one (None if none does);
+    `has_stored` whether stored hashes were compared at all.
+    """
+
+    start: int
+    hashes: bytes
+    entries: Sequence[tuple[int, dict[str, Any]]] = ()
+    stored_mismatch: int | None = None
+    has_stored: bool = True
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.hashes) // HASH_SIZE
+
+
+class _BatchWalk(_Walk):
+    """The walk of `verify_leaves`: the same checks as `_Walk`, over leaves hashed by the caller."""
+
+    def __init__(self, batches: Iterable[LeafBatch], checks: Sequence[LogCheck]) -> None:
+        super().__init__((), checks)
+        self.batches = iter(batches)
+        self.batch: LeafBatch | None = None
+        self.next_entry = 0  # position in self.batch.entries
+        self.wants: dict[tuple[int, str], bool] = {}
+
+    def _current(self) -> LeafBatch | None:
+        """The batch holding leaf `tree.size`, reading the next one when this one is used up."""
+        while self.batch is None or self.tree.size >= self.batch.end:
+            batch = next(self.batches, None)
+            if batch is None:
+                self.batch = None
+                return None
+            if batch.start != self.tree.size:
+                expected = self.tree.size
+                raise Problem(
+                    f"entry {batch.start} where entry {expected} was expected: entries are missing, repeated or "
+                    f"out of order",
+                    index=expected,
+                )
+            if len(batch.hashes) % HASH_SIZE:
+                raise ValueError(f"a batch of leaf hashes is {len(batch.hashes)} bytes, not a multiple of {HASH_SIZE}")
+            indices = [index for index, _ in batch.entries]
+            if indices != sorted(indices) or (indices and not batch.start <= indices[0] <= indices[-1] < batch.end):
+                raise ValueError("a batch's entries must be among its leaves, in index order")
+            self.batch, self.next_entry = batch, 0
+        return self.batch
+
+    def advance_to(self, size: int) -> bool:
+        while self.tree.size < size:
+            batch = self._current()
+            if batch is None:
+                return False
+            self._take_until(batch, min(size, batch.end))
+        return True
+
+    def drain(self) -> None:
+        while (batch := self._current()) is not None:
+            self._take_until(batch, batch.end)
+
+    def _take_until(self, batch: LeafBatch, stop: int) -> None:
+        tree, hashes, start, entries = self.tree, batch.hashes, batch.start, batch.entries
+        append = tree.append
+        if batch.has_stored:
+            self.has_stored_hashes = True
+        while tree.size < stop:
+            # The next leaf that needs more than appending: an entry a check wants, or the first mismatch.
+            index = tree.size
+            event = stop
+            if self.next_entry < len(entries):
+                event = min(event, entries[self.next_entry][0])
+            mismatch = batch.stored_mismatch
+            if mismatch is not None and index <= mismatch < event:
+                event = mismatch
+            for offset in range((index - start) * HASH_SIZE, (event - start) * HASH_SIZE, HASH_SIZE):
+                append(hashes[offset : offset + HASH_SIZE])
+            if event == stop:
+                return
+            if event == mismatch and self.first_stored_mismatch is None:
+                self.first_stored_mismatch = mismatch
+            offset = (event - start) * HASH_SIZE
+            append(hashes[offset : offset + HASH_SIZE])
+            while self.next_entry < len(entries) and entries[self.next_entry][0] == event:
+                self._feed(*entries[self.next_entry])
+                self.next_entry += 1
+
+    def _feed(self, index: int, entry: dict[str, Any]) -> None:
+        action = entry.get("action")
+        for number, check in enumerate(self.checks):
+            wants = getattr(check, "wants", None)
+            if wants is not None and type(action) is str:
+                key = (number, action)
+                wanted = self.wants.get(key)
+                if wanted is None:
+                    wanted = self.wants[key] = bool(wants(action))
+                if not wanted:
+                    continue
+            check.entry(index, entry)
+
+
 def verify_log(
     entries: Iterable[EntryItem],
     checkpoints: Iterable[CheckpointItem],
@@ -170,7 +289,29 @@ def verify_log(
     or `(id, note, consistency_proof)`. Both are consumed lazily, once. Returns a Report naming the
     first problem; Problem raised by either iterable or by a check is reported the same way.
     """
-    walk = _Walk(entries, checks)
+    return _run(_Walk(entries, checks), checkpoints, verifier, origin)
+
+
+def verify_leaves(
+    batches: Iterable[LeafBatch],
+    checkpoints: Iterable[CheckpointItem],
+    verifier: Verifier,
+    origin: str,
+    *,
+    checks: Sequence[LogCheck] = (),
+) -> Report:
+    """`verify_log` for a caller that recomputed the leaf hashes itself (LeafBatch), in index order.
+
+    Every other check is the same, and so is the report: the same problem, named the same way, as
+    `verify_log` would give for the entries the hashes were computed from. The checks are fed the
+    entries of `LeafBatch.entries` only, so the caller must include every entry a check wants
+    (every entry, for a check without `wants`). A Problem the batches raise (an entry that cannot
+    be hashed) is reported when the walk reaches it, as `verify_log` reports one from its entries.
+    """
+    return _run(_BatchWalk(batches, checks), checkpoints, verifier, origin)
+
+
+def _run(walk: _Walk, checkpoints: Iterable[CheckpointItem], verifier: Verifier, origin: str) -> Report:
     report = Report(ok=False)
     try:
         _verify(walk, checkpoints, verifier, origin, report)
