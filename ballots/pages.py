@@ -89,7 +89,9 @@ def how_to_verify(request: HttpRequest) -> HttpResponse:
 def round_context(round_: Round, document: dict[str, Any]) -> dict[str, Any]:
     """What the round's page shows, from the results document alone (plus names and the runoff's date)."""
     rule = document["rule"]
-    threshold = rule.get("threshold_percent") if rule.get("method") == "two_round" else None
+    # Only round one has a threshold: in the runoff the most votes wins.
+    first_round = rule.get("method") == "two_round" and document["round"] == 1
+    threshold = rule.get("threshold_percent") if first_round else None
     names = {c["code"]: c["name"] for c in document["candidates"]}
     candidates = [
         {**c, "votes_text": f"{c['votes']:,}", "leading": i == 0 and c["votes"] > 0}

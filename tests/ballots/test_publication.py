@@ -449,3 +449,16 @@ def test_the_tasks_are_acknowledged_when_done_and_retry_only_transient_failures(
         assert set(task.autoretry_for) == {OperationalError, InterfaceError}
         assert not any(issubclass(DomainError, kind) for kind in task.autoretry_for)
         assert task.max_retries and task.retry_backoff
+
+
+def test_a_runoff_page_draws_no_threshold(night):
+    from ballots import pages
+
+    document = json.loads(Publication.objects.order_by("-version").first().document)
+    first = pages.round_context(night.round, document)
+    assert first["threshold"] == "40"
+    runoff = pages.round_context(night.round, {**document, "round": 2, "outcome": {**document["outcome"],
+                                 "decision": "winner", "winner": "herzog", "advancing": []}})  # fmt: skip
+    assert runoff["threshold"] is None and runoff["banner"] == "Isaac Herzog is elected, provisionally: " + (
+        "the result is official once the committee certifies it."
+    )
