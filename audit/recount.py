@@ -221,34 +221,12 @@ class Recount:
                 row.update(checked_in=published_rows.get(code, {}).get("checked_in"), reported=False)
                 self.unverifiable += 1
             by_station.append(row)
-        totals = counting.add_up(reported, order)
-        electorate = sum(delta for i, delta in election.electorate if i < size)
-        checked_in = sum(row["checked_in"] or 0 for row in by_station)
-        seed = round_.closed[1] if round_.closed and round_.closed[0] < index else None
-        outcome = counting.decide(
-            rule, totals, candidates=order, electorate=electorate, runoff=number > 1, complete=complete, seed=seed
-        )
-        base = totals.cast if rule.get("threshold_base") == "cast" else totals.valid
-        return {
-            "election": definition["slug"],
-            "round": number,
-            "rule": rule,
-            "electorate": electorate,
-            "checked_in": checked_in,
-            "cast": totals.cast,
-            "valid": totals.valid,
-            "blank": totals.blank,
-            "invalid": totals.invalid,
-            "turnout_percent": counting.percent(checked_in, electorate),
-            "stations": {"reported": len(reported), "total": len(by_station)},
-            "candidates": [
-                {"code": c, "name": names[c], "votes": v, "percent": counting.percent(v, base)}
-                for c in outcome.ranking
-                for v in [totals.votes[c]]
-            ],
-            "outcome": outcome.as_dict(),
-            "by_station": by_station,
-        }
+        return counting.results_document(
+            election=definition["slug"], number=number, rule=rule, names=names, candidates=order,
+            by_station=by_station, reported=reported,
+            electorate=sum(delta for i, delta in election.electorate if i < size), complete=complete,
+            seed=round_.closed[1] if round_.closed and round_.closed[0] < index else None,
+        )  # fmt: skip
 
     # Helpers.
 

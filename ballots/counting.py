@@ -247,6 +247,45 @@ def decide(
     return Outcome("runoff", None, ranking[:advance], ranking, tied, draw)
 
 
+def results_document(
+    *, election: str, number: int, rule: dict[str, Any], names: dict[str, str], candidates: Sequence[str],
+    by_station: list[dict[str, Any]], reported: Sequence[StationCount], electorate: int, complete: bool,
+    seed: str | None,
+) -> dict[str, Any]:  # fmt: skip
+    """The results document of a round (DESIGN.md), without its `audit` point and the publication's
+    fields: one definition for the service's tally and the verifier's recount of it from the log.
+
+    `candidates` is the round's ballot order; `by_station` the stations' rows as the document shows
+    them (each with its `checked_in`), `reported` the counts of those that reported.
+    """
+    totals = add_up(reported, candidates)
+    checked_in = sum(row["checked_in"] or 0 for row in by_station)
+    outcome = decide(
+        rule, totals, candidates=candidates, electorate=electorate, runoff=number > 1, complete=complete, seed=seed
+    )
+    base = totals.cast if rule.get("threshold_base") == "cast" else totals.valid
+    return {
+        "election": election,
+        "round": number,
+        "rule": rule,
+        "electorate": electorate,
+        "checked_in": checked_in,
+        "cast": totals.cast,
+        "valid": totals.valid,
+        "blank": totals.blank,
+        "invalid": totals.invalid,
+        "turnout_percent": percent(checked_in, electorate),
+        "stations": {"reported": len(reported), "total": len(by_station)},
+        "candidates": [
+            {"code": code, "name": names[code], "votes": votes, "percent": percent(votes, base)}
+            for code in outcome.ranking
+            for votes in [totals.votes[code]]
+        ],
+        "outcome": outcome.as_dict(),
+        "by_station": by_station,
+    }
+
+
 def _the_most_votes_wins(leaders: list[str], ranking: list[str], tie_break: str, seed: str | None) -> Outcome:
     if len(leaders) == 1:
         return Outcome("winner", leaders[0], [], ranking)

@@ -78,42 +78,15 @@ def build_document(round_: Round) -> dict[str, Any]:
             )  # fmt: skip
             reported.append(counting.StationCount(sr.station.code, votes, row["blank"], row["invalid"]))
         by_station.append(row)
-    totals = counting.add_up(reported, codes)
     electorate = Elector.objects.filter(election=election, removed_at__isnull=True).count()
-    checked_in = sum(sr.checkins for sr in station_rounds)
     complete = round_.status == Round.Status.CLOSED and len(reported) == len(station_rounds)
-    rule = election.rule
-    outcome = counting.decide(
-        rule, totals, candidates=codes, electorate=electorate, runoff=round_.number > 1, complete=complete,
+    document = counting.results_document(
+        election=election.slug, number=round_.number, rule=election.rule, names=dict(candidates), candidates=codes,
+        by_station=by_station, reported=reported, electorate=electorate, complete=complete,
         seed=round_.tie_break_seed or None,
     )  # fmt: skip
-    base = totals.cast if rule.get("threshold_base") == "cast" else totals.valid
-    names = dict(candidates)
-    return {
-        "election": election.slug,
-        "round": round_.number,
-        "rule": rule,
-        "electorate": electorate,
-        "checked_in": checked_in,
-        "cast": totals.cast,
-        "valid": totals.valid,
-        "blank": totals.blank,
-        "invalid": totals.invalid,
-        "turnout_percent": counting.percent(checked_in, electorate),
-        "stations": {"reported": len(reported), "total": len(station_rounds)},
-        "candidates": [
-            {
-                "code": code,
-                "name": names[code],
-                "votes": totals.votes[code],
-                "percent": counting.percent(totals.votes[code], base),
-            }
-            for code in outcome.ranking
-        ],
-        "outcome": outcome.as_dict(),
-        "by_station": by_station,
-        "audit": _audit_point(round_),
-    }
+    document["audit"] = _audit_point(round_)
+    return document
 
 
 def tally_round(*, election: Election, number: int, actor: str) -> Tally:
