@@ -110,6 +110,10 @@ def _datetime(checker: _Checker, value: Any, where: str) -> datetime | None:
     return None
 
 
+# Paths under /results/ that are pages of their own, not elections.
+RESERVED_SLUGS = frozenset({"verify"})
+
+
 def parse_election_file(data: Any) -> ElectionSpec:
     """Validate a parsed election file; raise ElectionFileError listing every problem."""
     checker = _Checker()
@@ -117,6 +121,8 @@ def parse_election_file(data: Any) -> ElectionSpec:
         raise ElectionFileError(["the file must hold one JSON object"])
     checker.unknown_keys(data, _TOP_LEVEL, "")
     slug = checker.string(data, "slug", "", pattern=_SLUG, max_length=64)
+    if slug in RESERVED_SLUGS:
+        checker.fail("slug", f"{slug!r} is taken by a public page (/results/{slug}/); choose another")
     name = checker.string(data, "name", "")
     cutoff = None
     if isinstance(data.get("roster_cutoff"), str) and len(data["roster_cutoff"]) == 10:

@@ -138,6 +138,12 @@ def test_it_names_every_problem_of_a_bad_file_and_creates_nothing(db, election_f
     assert not ElectionModel.objects.exists() and not Entry.objects.filter(action="election.loaded").exists()
 
 
+def test_it_refuses_a_slug_that_is_a_public_page_of_its_own(db, election_file):
+    error = refusal("load_election", election_file({**ELECTION_FILE, "slug": "verify"}))
+    assert "slug: 'verify' is taken by a public page (/results/verify/)" in str(error)
+    assert not ElectionModel.objects.exists()
+
+
 def test_it_refuses_a_file_that_is_not_json(db, election_file):
     path = election_file('{"slug": "labor-2011", ')
     assert str(refusal("load_election", path)).startswith(f"{path} is not JSON:")
