@@ -236,15 +236,23 @@ class Recount:
     def _check_signed(self, document: dict[str, Any]) -> None:
         if type(document) is not dict or not isinstance(document.get("sha256"), str):
             raise Problem("a results document is not a JSON object with a sha256")
-        body = canonical_bytes({k: v for k, v in document.items() if k not in ("sha256", "signature")})
-        if hashlib.sha256(body).hexdigest() != document["sha256"]:
-            raise Problem(f"results document {_name(document)}: its sha256 is not that of its contents")
-        try:
-            signature = base64.b64decode(document.get("signature", ""), validate=True)
-        except ValueError:
-            signature = b""
-        if not self.verifier.verify(body, signature):
-            raise Problem(f"results document {_name(document)}: the signature is not the log's key's")
+        problem = signature_problem(document, self.verifier)
+        if problem is not None:
+            raise Problem(f"results document {_name(document)}: {problem}")
+
+
+def signature_problem(document: dict[str, Any], verifier: Verifier) -> str | None:
+    """What is wrong with a results document's `sha256` or `signature` under `verifier`, or None."""
+    body = canonical_bytes({k: v for k, v in document.items() if k not in ("sha256", "signature")})
+    if hashlib.sha256(body).hexdigest() != document.get("sha256"):
+        return "its sha256 is not that of its contents"
+    try:
+        signature = base64.b64decode(document.get("signature", ""), validate=True)
+    except ValueError:
+        signature = b""
+    if not verifier.verify(body, signature):
+        return "the signature is not the log's key's"
+    return None
 
 
 def _name(document: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ from audit.canonical import canonical_bytes
 from audit.models import Action, Checkpoint, Entry, Leaf, Node, PendingEntry, entry_document
 from audit.selectors import NodeReader, tree_size
 from config.locks import transaction_lock
+from config.transactions import on_commit_once
 
 logger = logging.getLogger(__name__)
 
@@ -113,17 +114,13 @@ def request_checkpoint() -> None:
     """After this transaction commits, integrate what is pending and sign a checkpoint covering it
     (a station sealed, a round tallied, results published: moments an observer will want signed)."""
 
-    # One per transaction is enough, however many stations it seals.
-    if any(getattr(callback, "_kalpi_checkpoint", False) for _, callback, _ in connection.run_on_commit):
-        return
 
     def sign() -> None:
         from audit.tasks import integrate_and_sign
 
         integrate_and_sign.delay()
 
-    sign._kalpi_checkpoint = True  # type: ignore[attr-defined]
-    transaction.on_commit(sign, robust=True)
+    on_commit_once("audit.checkpoint", sign)  # one per transaction, however many stations it seals
 
 
 _deferred = False
@@ -148,9 +145,6 @@ def integration_deferred():
 def _integrate_after_commit() -> None:
     if _deferred:
         return
-    # One integration per transaction is enough, however many entries it records.
-    if any(getattr(callback, "_kalpi_integrate", False) for _, callback, _ in connection.run_on_commit):
-        return
 
     def integrate() -> None:
         from audit.tasks import integrate_entries
@@ -167,10 +161,9 @@ def _integrate_after_commit() -> None:
         _next_integration = now + INTEGRATION_WINDOW
         integrate_entries.apply_async(countdown=INTEGRATION_WINDOW)
 
-    integrate._kalpi_integrate = True  # type: ignore[attr-defined]
-    # robust: the change is committed whatever happens here; a failed integration is logged and the
-    # next one (or the periodic task) picks the entry up, since it stays pending.
-    transaction.on_commit(integrate, robust=True)
+    # One per transaction, however many entries it records; a failed one leaves the entries pending,
+    # for the next integration or the periodic task.
+    on_commit_once("audit.integrate", integrate)
 
 
 def integrate_pending(*, batch_size: int = INTEGRATION_BATCH) -> int:

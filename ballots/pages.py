@@ -7,7 +7,7 @@ of elections and rounds are read live: they hold the schedule, never a number of
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -18,7 +18,6 @@ from django.views.decorators.http import require_safe
 
 from audit import keys
 from ballots.models import Election, Publication, Round
-from ballots.services.publish import runoff_date
 from ballots.versions import serve_latest
 from config.errors import envelope
 
@@ -174,3 +173,11 @@ def outcome_banner(round_: Round, document: dict[str, Any], names: dict[str, str
     if decision == "quorum_not_met":
         return f"Turnout did not reach the quorum of {document['rule'].get('quorum_percent')}%: there is no result."
     return f"Counting: {stations['reported']:,} of {stations['total']:,} stations reported."
+
+
+def runoff_date(round_: Round) -> datetime | None:
+    """When the runoff opens: the scheduled runoff round, else the rule's delay after this round opened."""
+    runoff = Round.objects.filter(election_id=round_.election_id, number=round_.number + 1).first()
+    if runoff is not None:
+        return runoff.opens_at
+    return round_.opens_at + timedelta(days=round_.election.runoff_after_days)

@@ -201,6 +201,29 @@ def wait_port(host: str, port: int, path: str = "/", timeout: float = 30.0) -> N
             time.sleep(0.2)
 
 
+def stop_all(procs: list, logs: list, pg, folder: Path, keep: bool) -> None:
+    """Stop the servers and workers a run started, whatever happened, and remove its folder."""
+    for proc in reversed(procs):
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    for log in logs:
+        log.close()
+    with contextlib.suppress(Exception):
+        from django.db import connections
+
+        connections.close_all()
+    pg.stop()
+    if keep:
+        print(f"kept: {folder}")
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class Postgres:
     def __init__(self, folder: Path, port: int) -> None:
         self.folder, self.port = folder, port
@@ -915,25 +938,7 @@ def main() -> int:
             print(profile(ctx, args.profile_votes, args.profile_batches, args.batch_size))
         return 0 if errors == 0 and lost == 0 else 1
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        for log in logs:
-            log.close()
-        with contextlib.suppress(Exception):
-            from django.db import connections
-
-            connections.close_all()
-        pg.stop()
-        if args.keep:
-            print(f"kept: {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+        stop_all(procs, logs, pg, folder, args.keep)
 
 
 if __name__ == "__main__":

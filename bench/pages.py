@@ -45,7 +45,6 @@ and PostgreSQL: its CPU time is printed with the figures.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import gzip
 import http.client
@@ -53,7 +52,6 @@ import io
 import os
 import pstats
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -79,6 +77,7 @@ from ingest import (
     pct,
     run_threads,
     sh,
+    stop_all,
     wait_port,
 )
 
@@ -739,25 +738,7 @@ def main() -> int:
         errors = sum(len(t.errors) for runs in results.values() for _, _, t in runs)
         return 0 if errors == 0 else 1
     finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        for log in logs:
-            log.close()
-        with contextlib.suppress(Exception):
-            from django.db import connections
-
-            connections.close_all()
-        pg.stop()
-        if args.keep:
-            print(f"kept: {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
+        stop_all(procs, logs, pg, folder, args.keep)
 
 
 if __name__ == "__main__":

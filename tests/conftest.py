@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import io
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.db import connection
+from django.db import connection, connections
 
 from audit import keys, note
 from audit.immutability import TRIGGER_MARK
@@ -143,6 +146,47 @@ def _flush_passes_append_only_triggers():
     operations.sql_flush = postgres_flush if connection.vendor == "postgresql" else sqlite_flush
     yield
     operations.sql_flush = original
+
+
+def start(target: Callable[[int], None], count: int) -> Callable[[], list[BaseException]]:
+    """Start `count` threads running target(k), each closing its connections when done; returns a
+    function that waits for them and answers what they raised (a 500 raises in the test client)."""
+    failures: list[BaseException] = []
+
+    def wrapped(k: int) -> None:
+        try:
+            target(k)
+        except BaseException as exc:  # collected so the test names it
+            failures.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=wrapped, args=(k,), daemon=True) for k in range(count)]
+    for thread in threads:
+        thread.start()
+
+    def join() -> list[BaseException]:
+        for thread in threads:
+            thread.join(120)
+        assert not any(thread.is_alive() for thread in threads), "a thread is stuck"
+        return failures
+
+    return join
+
+
+def run_threads(target: Callable[[int], None], count: int) -> list[BaseException]:
+    return start(target, count)()
+
+
+def wait_for(condition, seconds: float = 30.0, what: str = "condition"):
+    """Poll `condition` until it gives something true, and answer it; fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"waited {seconds}s for {what}")
 
 
 def csv_stream(text: str) -> io.BytesIO:

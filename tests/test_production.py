@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
@@ -32,7 +31,7 @@ from ballots.services import setup
 from ballots.services.count import certify_round, tally_round
 from tests.ballots.conftest import HAIFA_MEMBERS
 from tests.ballots.test_tally import SLUG, TLV_MEMBERS, committee_member, town_election
-from tests.conftest import database_url, is_postgres
+from tests.conftest import database_url, is_postgres, wait_for
 
 MAIN = Path(__file__).resolve().parents[1]
 JSON = f"/results/{SLUG}/rounds/1/results.json"
@@ -45,16 +44,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(condition, seconds: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"waited {seconds}s for {what}")
 
 
 class Processes:

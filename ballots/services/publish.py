@@ -13,7 +13,7 @@ import base64
 import csv
 import hashlib
 import io
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.cache import cache
@@ -25,11 +25,13 @@ from audit import keys
 from audit import services as audit
 from audit.canonical import canonical_bytes
 from audit.models import Action, Checkpoint
+from audit.recount import signature_problem
 from ballots import versions
 from ballots.errors import RoundStateError
 from ballots.models import Publication, Round, Tally
 from ballots.services import count
 from config.errors import NotFound
+from config.transactions import on_commit_once
 
 # A burst of station closes within this window makes one publication, not one per station.
 COALESCE_SECONDS = 1.0
@@ -127,15 +129,7 @@ def results_document(tally: Tally, *, status: str, version: int, published_at: d
 
 def verify_document(document: dict[str, Any]) -> bool:
     """Whether a results document's sha256 and signature hold under the service's key."""
-    body = {k: v for k, v in document.items() if k not in ("sha256", "signature")}
-    signed = canonical_bytes(body)
-    if hashlib.sha256(signed).hexdigest() != document.get("sha256"):
-        return False
-    try:
-        signature = base64.b64decode(document.get("signature", ""), validate=True)
-    except ValueError:
-        return False
-    return keys.verifier().verify(signed, signature)
+    return signature_problem(document, keys.verifier()) is None
 
 
 def results_csv(document: dict[str, Any]) -> str:
@@ -178,11 +172,6 @@ def provisional_after_commit(round_id: int) -> None:
     handful of publications. Eager (the embedded default), it runs at once after the commit.
     """
 
-    # One per round per transaction is enough, however many stations it seals (close_round).
-    connection = transaction.get_connection()
-    if any(getattr(callback, "_kalpi_publish", None) == round_id for _, callback, _ in connection.run_on_commit):
-        return
-
     def schedule() -> None:
         from ballots.tasks import publish_provisional as task
 
@@ -191,9 +180,7 @@ def provisional_after_commit(round_id: int) -> None:
         elif cache.add(_PENDING_KEY.format(round_id), 1, timeout=int(COALESCE_SECONDS * 30)):
             task.apply_async((round_id,), countdown=COALESCE_SECONDS)
 
-    schedule._kalpi_publish = round_id  # type: ignore[attr-defined]
-    # robust: the station's close is committed whatever happens here; the periodic task catches up.
-    transaction.on_commit(schedule, robust=True)
+    on_commit_once(("ballots.publish", round_id), schedule)  # one per round, however many stations it seals
 
 
 def _eager() -> bool:
@@ -230,11 +217,3 @@ def rounds_to_publish() -> tuple[list[int], list[int]]:
         .values_list("id", flat=True)
     )  # fmt: skip
     return counting, unpublished
-
-
-def runoff_date(round_: Round) -> datetime | None:
-    """When the runoff opens: the scheduled runoff round, else the rule's delay after this round opened."""
-    runoff = Round.objects.filter(election_id=round_.election_id, number=round_.number + 1).first()
-    if runoff is not None:
-        return runoff.opens_at
-    return round_.opens_at + timedelta(days=round_.election.runoff_after_days)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connections, transaction
+from django.db import transaction
 
 from audit import services
 from audit.models import Action, Entry, Leaf, PendingEntry
 from audit.verification import verify_database
-from tests.conftest import is_postgres
+from tests.conftest import is_postgres, run_threads
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,25 +24,6 @@ def _postgres_only():
 
 class Rollback(Exception):
     pass
-
-
-def run_threads(target, count: int) -> list[BaseException]:
-    failures: list[BaseException] = []
-
-    def wrapped(k: int) -> None:
-        try:
-            target(k)
-        except BaseException as exc:  # collected so the test names it
-            failures.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=wrapped, args=(k,)) for k in range(count)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    return failures
 
 
 def test_many_writers_end_with_a_dense_log_of_exactly_the_committed_entries():

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from django.db import transaction
 from audit import services
 from audit.models import Action, PendingEntry
 from audit.selectors import tree_size
-from tests.conftest import database_url, is_postgres
+from tests.conftest import database_url, is_postgres, wait_for
 
 MAIN = Path(__file__).resolve().parents[2]
 
@@ -45,15 +44,6 @@ def audit_worker(tmp_path):
     except subprocess.TimeoutExpired:
         worker.kill()
     log.close()
-
-
-def wait_for(condition, seconds: float = 30.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def test_the_audit_worker_integrates_entries_after_commit(audit_worker):

@@ -3,14 +3,12 @@ the runoff it schedules and the members voting again in it; moving a round; `man
 
 from __future__ import annotations
 
-import io
 import uuid
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.core.management import CommandError, call_command
 
 from ballots.errors import AlreadyVoted, ReturnInvalid, RoundStateError, UnknownChoice
 from ballots.models import Certification, Elector, Round, Tally
@@ -29,6 +27,8 @@ from tests.ballots.test_tally import (
     committee_member,
     entries,
     paper_return,
+    refusal,
+    run,
     runoff_night,
     tally,
     the_night_in_haifa,
@@ -273,19 +273,6 @@ def test_a_round_is_moved_before_it_opens_and_not_after(town, dana, eli):
 
 
 # --- manage.py certify ------------------------------------------------------------------------------------------
-
-
-def run(*args: str) -> str:
-    out = io.StringIO()
-    call_command(*args, stdout=out, stderr=io.StringIO())
-    return out.getvalue()
-
-
-def refusal(*args: str) -> str:
-    with pytest.raises(CommandError) as caught:
-        run(*args)
-    assert caught.value.returncode != 0
-    return str(caught.value)
 
 
 def test_the_certify_command_prints_the_approvals_then_the_certification(haifa_election, dana, eli):

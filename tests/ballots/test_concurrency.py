@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from audit import services as audit
@@ -46,7 +46,7 @@ from ballots.models import Ballot, CheckIn, Round, Seal, StationRound
 from ballots.services import setup
 from ballots.services.station import ballots_root
 from members.services import import_roster
-from tests.conftest import ROSTER_HEADER, csv_stream, is_postgres
+from tests.conftest import ROSTER_HEADER, csv_stream, is_postgres, run_threads, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -163,36 +163,6 @@ def audit_entries(action: str, station: str) -> int:
 
 
 # --- threads and locks -------------------------------------------------------------------------
-
-
-def start(target: Callable[[int], None], count: int) -> Callable[[], list[BaseException]]:
-    """Start `count` threads running target(k), each closing its connections when done; returns a
-    function that waits for them and answers what they raised (a 500 raises in the test client)."""
-    failures: list[BaseException] = []
-
-    def wrapped(k: int) -> None:
-        try:
-            target(k)
-        except BaseException as exc:  # collected so the test names it
-            failures.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=wrapped, args=(k,), daemon=True) for k in range(count)]
-    for thread in threads:
-        thread.start()
-
-    def join() -> list[BaseException]:
-        for thread in threads:
-            thread.join(120)
-        assert not any(thread.is_alive() for thread in threads), "a thread is stuck"
-        return failures
-
-    return join
-
-
-def run_threads(target: Callable[[int], None], count: int) -> list[BaseException]:
-    return start(target, count)()
 
 
 def waiting_on_locks() -> int:
