@@ -18,6 +18,8 @@ from members.models import Branch, Member
 from members.services import RosterFileError, import_roster, save_member
 
 _TOKEN = re.compile(r"[0-9a-f]{32}")
+# A search term that is a member number (letters, digits and hyphens, with at least one digit).
+_MEMBER_NO_TERM = re.compile(r"(?=[A-Za-z0-9-]*[0-9])[A-Za-z0-9][A-Za-z0-9-]{0,31}")
 REPORT_ERRORS_SHOWN = 200
 
 
@@ -35,14 +37,27 @@ class RosterUploadForm(forms.Form):
 class MemberAdmin(admin.ModelAdmin):
     list_display = ["member_no", "last_name", "first_name", "branch", "status", "joined_on", "dues_paid_until"]
     list_filter = ["status", "branch"]
-    # "=" makes the member number an exact match, so looking a member up stays an index lookup.
-    search_fields = ["=member_no", "last_name", "first_name"]
+    # Names by substring. A term that looks like a member number (it has a digit) is looked up by
+    # number instead, exactly, through the unique index: see get_search_results.
+    search_fields = ["last_name", "first_name"]
     list_select_related = ["branch"]
     autocomplete_fields = ["branch"]
     readonly_fields = ["updated_at"]
     # Counting a million members on every page costs more than the page; the paginator still counts.
     show_full_result_count = False
     change_list_template = "admin/members/member/change_list.html"
+
+    def get_search_results(self, request, queryset, search_term):
+        """A member number is found through its index; anything else searches the names.
+
+        Django's `=member_no` would compare UPPER(member_no), which no index serves: on a million
+        members that walked the whole table (0.5 s) to find one row. Member numbers are compared as
+        typed and in upper and lower case, which covers how officials type them.
+        """
+        term = search_term.strip()
+        if _MEMBER_NO_TERM.fullmatch(term):
+            return queryset.filter(member_no__in={term, term.upper(), term.lower()}), False
+        return super().get_search_results(request, queryset, search_term)
 
     def save_model(self, request, obj, form, change):
         save_member(member=obj, changed_fields=form.changed_data, actor=request.user.get_username())

@@ -22,8 +22,10 @@ class Member(models.Model):
         LAPSED = "lapsed"
         RESIGNED = "resigned"
 
-    # The party's own identifier; the import upserts on it and every later stage refers to it.
-    member_no = models.CharField("member number", max_length=32, unique=True)
+    # The party's own identifier; the import upserts on it and every later stage refers to it. Unique
+    # by a constraint rather than `unique=True`, which would add a second (LIKE-pattern) index that no
+    # query uses and every import and edit would have to maintain.
+    member_no = models.CharField("member number", max_length=32)
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100)
     branch = models.ForeignKey(Branch, on_delete=models.PROTECT, related_name="members")
@@ -43,13 +45,11 @@ class Member(models.Model):
                 name="member_status_known",
             ),
             models.CheckConstraint(condition=~models.Q(member_no=""), name="member_no_not_empty"),
+            models.UniqueConstraint(fields=["member_no"], name="member_no_unique"),
         ]
-        indexes = [
-            # Admin search and lookup by name.
-            models.Index(fields=["last_name", "first_name"], name="member_name_idx"),
-            # Eligibility: active members who joined by the cutoff.
-            models.Index(fields=["status", "joined_on"], name="member_eligibility_idx"),
-        ]
+        # No index on names or on (status, joined_on): the admin's name search is a substring match
+        # and the eligibility query reads most of the roster, so PostgreSQL scans the table for both
+        # (EXPLAIN on 1,000,000 members, docs/benchmarks.md); each index only slowed every import.
 
     def __str__(self) -> str:
         return f"{self.member_no} {self.first_name} {self.last_name}"

@@ -6,6 +6,8 @@ import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from members.models import Branch, Member
@@ -26,6 +28,34 @@ class TestTheClerk:
         assert by_number.status_code == 200 and "Peretz" in by_number.text and "Herzog" not in by_number.text
         by_name = client.get(CHANGELIST, {"q": "Herzog"})
         assert "1003" in by_name.text and "Peretz" not in by_name.text
+
+    def test_a_member_number_is_looked_up_through_its_index(self, client, clerk, small_roster):
+        client.force_login(clerk)
+        haifa = Branch.objects.get(code="haifa")
+        Member.objects.create(
+            member_no="HF-77",
+            first_name="Dana",
+            last_name="Golan",
+            branch=haifa,
+            joined_on="2001-01-01",
+            status="active",
+        )
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get(CHANGELIST, {"q": "hf-77"})
+        assert "Golan" in page.text and "Peretz" not in page.text
+        listing = [q["sql"] for q in queries if 'FROM "members_member"' in q["sql"] and "Golan" not in q["sql"]]
+        assert listing and all('"members_member"."member_no" IN' in sql for sql in listing)
+        assert not any('UPPER("members_member"."member_no"' in sql for sql in listing)
+        # A name is still a substring search; a number nobody has finds nobody.
+        assert "Golan" in client.get(CHANGELIST, {"q": "gola"}).text
+        assert "Golan" not in client.get(CHANGELIST, {"q": "HF-7"}).text
+
+    def test_member_numbers_stay_unique(self, small_roster):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Member.objects.create(
+                member_no="1002", first_name="A", last_name="B", branch=Branch.objects.first(),
+                joined_on="2001-01-01", status="active",
+            )  # fmt: skip
 
     def test_it_filters_by_branch_and_status(self, client, clerk, small_roster):
         client.force_login(clerk)
