@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+import io
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from django.db import connection, transaction
+import psycopg
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from audit import services as audit
 from audit.keys import member_pseudonym
 from audit.models import Action
 from config.locks import transaction_lock
+from members import roster_copy
 from members.models import Member
 from members.roster_csv import HeaderError, RosterReader, RosterRow, RowError
 
@@ -22,6 +26,7 @@ MAX_REPORTED_ERRORS = 1000
 # Rows per INSERT batch on SQLite (COPY streams them on PostgreSQL).
 SQLITE_BATCH = 5000
 PROGRESS_EVERY = 10_000
+IMPORT_WORK_MEM = "64MB"
 
 _STAGING = "roster_staging"
 _STAGING_COLUMNS = (
@@ -102,30 +107,30 @@ def import_roster(
     """Import a roster CSV: upsert members by member number, create unknown branches.
 
     All or nothing, in one transaction: any bad row (or a crash, or a kill) leaves the roster exactly
-    as it was. The rows are streamed into a temporary staging table (COPY on PostgreSQL, batched
-    inserts on SQLite), checked there for repeated member numbers, then merged by two set-based
-    statements that touch only the members whose data changed. Safe to run twice: the second run
-    reports everything unchanged. Two imports at once are serialised by a lock. A real import writes
-    one `roster.imported` audit entry (the file's SHA-256 and the counts) in the same transaction.
+    as it was. The rows go into a temporary staging table, are checked there for repeated member
+    numbers, then merged by two set-based statements that touch only the members whose data changed.
+    On PostgreSQL, with a seekable file, the server parses and checks the file (`roster_copy`); if
+    anything in it is not plainly good, the file is read again by `RosterReader`, which names every
+    bad row (then COPY of its rows on PostgreSQL, batched inserts on SQLite). Safe to run twice: the
+    second run reports everything unchanged. Two imports at once are serialised by a lock. A real
+    import writes one `roster.imported` audit entry (the file's SHA-256 and the counts) in the same
+    transaction.
     """
-    hashing = _HashingStream(stream)
-    try:
-        reader = RosterReader(hashing)  # type: ignore[arg-type]
-    except HeaderError as exc:
-        raise RosterFileError(str(exc)) from None
+    in_server = connection.vendor == "postgresql" and hasattr(stream, "seekable") and stream.seekable()
+    start = stream.tell() if in_server else 0
+    hashing, reader = (None, None) if in_server else _python_reader(stream)
     report = ImportReport(dry_run=dry_run)
 
     with transaction.atomic():
         # Two imports at once would each see the other's members as missing; serialise them.
         transaction_lock("kalpi.roster_import")
         with connection.cursor() as cursor:
-            _create_staging(cursor)
-            _stage_rows(cursor, _valid_rows(reader, report, on_progress))
-            _find_repeated_member_numbers(cursor, report)
-            # Drain whatever follows the last record (nothing, usually) so the hash covers the file.
-            for _ in hashing:
-                pass
-            report.sha256 = hashing.digest.hexdigest()
+            if in_server and not _stage_in_server(cursor, stream, report, on_progress):
+                stream.seek(start)
+                report = ImportReport(dry_run=dry_run)
+                hashing, reader = _python_reader(stream)
+            if reader is not None:
+                _stage_in_python(cursor, reader, hashing, report, on_progress)
             if not report.ok:
                 transaction.set_rollback(True)
                 return report
@@ -133,6 +138,10 @@ def import_roster(
                 _count_changes(cursor, report)
                 transaction.set_rollback(True)
                 return report
+            if connection.vendor == "postgresql":
+                # The merge joins the whole file to the whole roster: with the default 4 MB the hash
+                # join spills to disk in 32 batches. For the rest of this transaction only.
+                cursor.execute(f"SET LOCAL work_mem = '{IMPORT_WORK_MEM}'")
             _merge(cursor, report)
             _drop_staging(cursor)
         audit.record(
@@ -148,6 +157,74 @@ def import_roster(
             },
         )
     return report
+
+
+def _python_reader(stream: BinaryIO) -> tuple[_HashingStream, RosterReader]:
+    hashing = _HashingStream(stream)
+    try:
+        return hashing, RosterReader(hashing)  # type: ignore[arg-type]
+    except HeaderError as exc:
+        raise RosterFileError(str(exc)) from None
+
+
+def _stage_in_server(cursor, stream: BinaryIO, report: ImportReport, on_progress: ProgressCallback | None) -> bool:
+    """The fast path (`roster_copy`): True with the staging table filled and the report's rows and hash.
+
+    False, with nothing staged, when the file is not plainly good: the caller reads it again in Python.
+    A bad header raises RosterFileError, as on the Python path.
+    """
+    digest = hashlib.sha256()
+    header = stream.readline()
+    digest.update(header)
+    if b'"' in header:
+        return False  # a quoted header could run over several lines: the csv module reads that one
+    try:
+        columns = RosterReader(io.BytesIO(header)).columns
+    except HeaderError as exc:
+        raise RosterFileError(str(exc)) from None
+    done, lines = len(header), 0
+
+    def on_chunk(chunk: bytes) -> None:
+        nonlocal done, lines
+        digest.update(chunk)
+        done += len(chunk)
+        lines += chunk.count(b"\n")
+        if on_progress is not None:
+            on_progress(done, lines)
+
+    names = ", ".join(columns)
+    not_null = ", ".join(c for c in columns if c not in roster_copy.DATE_COLUMNS)
+    copy_sql = f"COPY {_STAGING} ({names}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL ({not_null}))"
+    try:
+        with transaction.atomic():
+            _create_staging(cursor)
+            with cursor.copy(copy_sql) as copy:
+                for chunk in roster_copy.plain_chunks(stream, columns, on_chunk=on_chunk):
+                    copy.write(chunk)
+            cursor.execute(f"SELECT COUNT(*), COUNT(DISTINCT member_no) FROM {_STAGING}")
+            rows, distinct = cursor.fetchone()
+            if rows != distinct:
+                raise roster_copy.NotPlain("a member number twice")  # RosterReader names the lines
+            cursor.execute(f"ANALYZE {_STAGING}")
+    except (roster_copy.NotPlain, psycopg.Error, DatabaseError):
+        # psycopg.Error: Django wraps execute()'s errors, not copy()'s (an impossible date, a wrong
+        # column count, lines ending differently).
+        return False
+    report.rows = rows
+    report.sha256 = digest.hexdigest()
+    return True
+
+
+def _stage_in_python(
+    cursor, reader: RosterReader, hashing: _HashingStream, report: ImportReport, on_progress: ProgressCallback | None
+) -> None:
+    _create_staging(cursor)
+    _stage_rows(cursor, _valid_rows(reader, report, on_progress))
+    _find_repeated_member_numbers(cursor, report)
+    # Drain whatever follows the last record (nothing, usually) so the hash covers the file.
+    for _ in hashing:
+        pass
+    report.sha256 = hashing.digest.hexdigest()
 
 
 # The member fields whose new values may enter the public log: they decide eligibility. Names and
@@ -203,9 +280,10 @@ def _create_staging(cursor) -> None:
     cursor.execute(f"DROP TABLE IF EXISTS {_STAGING}")
     cursor.execute(
         f"""CREATE TEMPORARY TABLE {_STAGING} (
-            line integer NOT NULL, member_no text NOT NULL, first_name text NOT NULL,
+            line integer NOT NULL DEFAULT 0, member_no text NOT NULL, first_name text NOT NULL,
             last_name text NOT NULL, branch text NOT NULL, joined_on {date_type} NOT NULL,
-            status text NOT NULL, dues_paid_until {date_type}, email text NOT NULL, phone text NOT NULL
+            status text NOT NULL, dues_paid_until {date_type}, email text NOT NULL DEFAULT '',
+            phone text NOT NULL DEFAULT ''
         ) {on_commit}"""
     )
 
@@ -300,12 +378,63 @@ def _merge(cursor, report: ImportReport) -> None:
     )
     report.updated = cursor.rowcount
     fields = ", ".join(("member_no", *_COMPARED))
-    cursor.execute(
-        f"""INSERT INTO members_member ({fields}, branch_id, updated_at)
-            SELECT s.member_no, {", ".join(f"s.{c}" for c in _COMPARED)}, b.id, %s
-            FROM {_STAGING} s JOIN members_branch b ON b.code = s.branch
-            WHERE NOT EXISTS (SELECT 1 FROM members_member m WHERE m.member_no = s.member_no)""",
-        [now],
-    )
-    report.created = cursor.rowcount
+    with _keys_built_after_if_empty(cursor, Member._meta.db_table):
+        cursor.execute(
+            f"""INSERT INTO members_member ({fields}, branch_id, updated_at)
+                SELECT s.member_no, {", ".join(f"s.{c}" for c in _COMPARED)}, b.id, %s
+                FROM {_STAGING} s JOIN members_branch b ON b.code = s.branch
+                WHERE NOT EXISTS (SELECT 1 FROM members_member m WHERE m.member_no = s.member_no)""",
+            [now],
+        )
+        report.created = cursor.rowcount
     report.unchanged = report.rows - report.created - report.updated
+
+
+@contextmanager
+def _keys_built_after_if_empty(cursor, table: str) -> Iterator[None]:
+    """On PostgreSQL, fill an empty table without its secondary indexes and keys, then build them.
+
+    What pg_restore does: building an index once over a million rows is several times faster than
+    growing it row by row, and adding the foreign key checks all rows in one query where the deferred
+    constraint would check each at commit (3.4 s of a 1,000,000-member first import). Only for an
+    empty table, locked against everyone until the commit (nobody can be reading an empty roster),
+    and in the import's transaction: a failure or a kill leaves the indexes and keys as they were.
+    The primary key stays; the rest is rebuilt from the catalogue's own definitions, same names.
+    """
+    if connection.vendor != "postgresql" or _has_rows(cursor, table):
+        yield
+        return
+    cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+    if _has_rows(cursor, table):  # someone added a member before the lock
+        yield
+        return
+    cursor.execute(
+        """SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+           WHERE conrelid = %s::regclass AND contype IN ('u', 'f') ORDER BY contype DESC, conname""",
+        [table],
+    )
+    constraints = cursor.fetchall()  # unique ones first: a foreign key may need one
+    cursor.execute(
+        """SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index i
+           WHERE indrelid = %s::regclass AND NOT indisprimary
+             AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = i.indrelid AND c.conindid = i.indexrelid)
+           ORDER BY 1""",
+        [table],
+    )
+    indexes = cursor.fetchall()
+    quote = connection.ops.quote_name
+    for name, _ in reversed(constraints):
+        cursor.execute(f"ALTER TABLE {table} DROP CONSTRAINT {quote(name)}")
+    for name, _ in indexes:
+        cursor.execute(f"DROP INDEX {name}")
+    yield
+    for _, definition in indexes:
+        cursor.execute(definition)
+    for name, definition in constraints:
+        cursor.execute(f"ALTER TABLE {table} ADD CONSTRAINT {quote(name)} {definition}")
+    cursor.execute(f"ANALYZE {table}")
+
+
+def _has_rows(cursor, table: str) -> bool:
+    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
+    return cursor.fetchone()[0]
