@@ -199,12 +199,34 @@ class CheckIn(models.Model):
 
 
 class Ballot(models.Model):
-    """A secret ballot: the station's UUIDv4, the round, the station and the choice. Nothing else."""
+    """A secret ballot: the station's UUIDv4, the round, the station and the choice. Nothing else.
+
+    Rows come here when their station closes, from `OpenBallot`, in the order of their random ids.
+    """
 
     id = models.UUIDField(primary_key=True)
     round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="ballots")
     station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="ballots")
     # A candidate code of the round, "blank" or "invalid".
+    choice = models.CharField(max_length=64)
+
+    def __str__(self) -> str:
+        return "ballot"
+
+
+class OpenBallot(models.Model):
+    """A ballot of a station still open: the ballot box during polling. Same columns as `Ballot`.
+
+    A table keeps rows in the order they arrive (PostgreSQL's heap and every row's xmin do), and that
+    order, next to the check-ins', would link each voter to a choice. So a ballot waits here only
+    while its station is open; the station's close moves its ballots to `Ballot` in the order of
+    their random ids, in one transaction (one xmin for all), and deletes them here. On SQLite both
+    tables are WITHOUT ROWID: kept in id order from the start.
+    """
+
+    id = models.UUIDField(primary_key=True)
+    round = models.ForeignKey(Round, on_delete=models.PROTECT, related_name="+")
+    station = models.ForeignKey(Station, on_delete=models.PROTECT, related_name="+")
     choice = models.CharField(max_length=64)
 
     def __str__(self) -> str:

@@ -569,7 +569,7 @@ def verify(ctx: dict, bare: list[Tally], votes: list[Tally], batch: Tally) -> di
     from django.db import connection
 
     from audit.models import PendingEntry
-    from ballots.models import Ballot, CheckIn, StationRound
+    from ballots.models import Ballot, CheckIn, OpenBallot, StationRound
 
     connection.close()
     round_id = ctx["round_id"]
@@ -585,7 +585,10 @@ def verify(ctx: dict, bare: list[Tally], votes: list[Tally], batch: Tally) -> di
     result["check-ins acknowledged, not stored"] = len(acked - stored_checkins)
 
     acked_ballots = {uuid.UUID(b) for t in [*votes, batch] for b in t.acked_ballots}
-    stored_ballots = set(Ballot.objects.filter(round_id=round_id).values_list("id", flat=True))
+    # The stations are still open: their ballots are in the open box (OpenBallot), or sealed (Ballot).
+    stored_ballots = {
+        i for model in (OpenBallot, Ballot) for i in model.objects.filter(round_id=round_id).values_list("id", flat=True)
+    }
     result["ballots acknowledged (single + batch)"] = len(acked_ballots)
     result["ballots stored"] = len(stored_ballots)
     result["ballots acknowledged, not stored"] = len(acked_ballots - stored_ballots)
@@ -600,7 +603,9 @@ def verify(ctx: dict, bare: list[Tally], votes: list[Tally], batch: Tally) -> di
 
     mismatched = []
     for sr in StationRound.objects.filter(round_id=round_id).select_related("station"):
-        ballots = Ballot.objects.filter(round_id=round_id, station_id=sr.station_id).count()
+        ballots = sum(
+            model.objects.filter(round_id=round_id, station_id=sr.station_id).count() for model in (OpenBallot, Ballot)
+        )
         checkins = CheckIn.objects.filter(round_id=round_id, station_id=sr.station_id).count()
         if (sr.ballots, sr.checkins) != (ballots, checkins):
             mismatched.append(f"{sr.station.code}: counters {sr.checkins}/{sr.ballots}, rows {checkins}/{ballots}")

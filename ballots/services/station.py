@@ -38,6 +38,7 @@ from ballots.models import (
     Ballot,
     CheckIn,
     Elector,
+    OpenBallot,
     ReturnResolution,
     Round,
     Seal,
@@ -207,12 +208,13 @@ def record_ballot(*, station: Station, ballot_id: Any, choice: str) -> bool:
 
     The id is the station's UUIDv4, so a retry after a lost answer is safe. The same id with another
     choice or at another station is refused. The ballot carries no member and no time; its audit
-    entry says only that this station recorded a ballot.
+    entry says only that this station recorded a ballot. It goes into the open box (`OpenBallot`)
+    until the station closes.
     """
     if station.mode != Station.Mode.ELECTRONIC:
         raise WrongMode("A paper station reports its count as a return, not ballots.")
     ballot_id = _parse_ballot_id(ballot_id)
-    existing = Ballot.objects.filter(id=ballot_id).values_list("station_id", "choice").first()
+    existing = _recorded(ballot_id)
     if existing is not None:
         return _replay(existing, station, choice, ballot_id)
     round_ = open_round_of(station)
@@ -220,11 +222,16 @@ def record_ballot(*, station: Station, ballot_id: Any, choice: str) -> bool:
         raise UnknownChoice(f"{choice!r} is not a candidate of this round, blank or invalid.", choice=choice)
     try:
         with transaction.atomic():
-            Ballot.objects.create(id=ballot_id, round=round_, station=station, choice=choice)
+            OpenBallot.objects.create(id=ballot_id, round=round_, station=station, choice=choice)
+            # Recorded and moved by another station's close since the look above: an id is one ballot.
+            sealed = Ballot.objects.filter(id=ballot_id).values_list("station_id", "choice").first()
+            if sealed is not None:
+                raise _AlreadyRecorded(sealed)
+    except _AlreadyRecorded as recorded:
+        return _replay(recorded.existing, station, choice, ballot_id)
     except IntegrityError:
         # The same id arrived twice at once; the first has committed: this is its replay, or a conflict.
-        existing = Ballot.objects.filter(id=ballot_id).values_list("station_id", "choice").first()
-        return _replay(existing, station, choice, ballot_id)
+        return _replay(_recorded(ballot_id), station, choice, ballot_id)
     _count_ballots(station, round_, 1)
     audit.record(
         action=Action.BALLOT_RECORDED,
@@ -238,6 +245,22 @@ def _replay(existing, station: Station, choice: str, ballot_id: uuid.UUID) -> bo
     if existing == (station.id, choice):
         return False
     raise IdempotencyConflict(id=str(ballot_id))
+
+
+class _AlreadyRecorded(Exception):
+    def __init__(self, existing: tuple[int, str]) -> None:
+        self.existing = existing
+
+
+def _recorded(ballot_id: uuid.UUID) -> tuple[int, str] | None:
+    """(station id, choice) of the ballot recorded under this id, in the open box or sealed; or None."""
+    fields = ("station_id", "choice")
+    found = (
+        OpenBallot.objects.filter(id=ballot_id)
+        .values_list(*fields)
+        .union(Ballot.objects.filter(id=ballot_id).values_list(*fields), all=True)
+    )
+    return next(iter(found[:1]), None)
 
 
 @transaction.atomic
@@ -279,6 +302,9 @@ def record_ballots(*, station: Station, ballots: list[dict[str, Any]]) -> tuple[
         try:
             with transaction.atomic():
                 _insert_ballots(round_, station, wanted)
+                # This station's row is locked, so it cannot have closed since: a sealed id is another's.
+                if _sealed_ballots(list(wanted)):
+                    raise IntegrityError
         except IntegrityError:
             # Another station recorded one of these ids at this very moment: an id is one ballot.
             raise IdempotencyConflict("A ballot id of this batch was just recorded elsewhere.") from None
@@ -287,31 +313,63 @@ def record_ballots(*, station: Station, ballots: list[dict[str, Any]]) -> tuple[
     return len(wanted), duplicates
 
 
-# A batch's two statements on PostgreSQL take the ids as one array parameter: compiling an IN list
-# of a thousand parameters and a thousand model instances cost more than the database's work.
-_STORED_BALLOTS = f"SELECT id, station_id, choice FROM {Ballot._meta.db_table} WHERE id = ANY(%s)"
+# A batch's statements on PostgreSQL take the ids as one array parameter: compiling an IN list of a
+# thousand parameters and a thousand model instances cost more than the database's work.
+_OPEN, _SEALED = OpenBallot._meta.db_table, Ballot._meta.db_table
+_STORED_BALLOTS = (
+    f"SELECT id, station_id, choice FROM {_OPEN} WHERE id = ANY(%s)"
+    f" UNION ALL SELECT id, station_id, choice FROM {_SEALED} WHERE id = ANY(%s)"
+)
+_SEALED_BALLOTS = f"SELECT id FROM {_SEALED} WHERE id = ANY(%s)"
 _INSERT_BALLOTS = (
-    f"INSERT INTO {Ballot._meta.db_table} (id, round_id, station_id, choice)"
+    f"INSERT INTO {_OPEN} (id, round_id, station_id, choice)"
     " SELECT b.id, %s, %s, b.choice FROM unnest(%s::uuid[], %s::text[]) AS b (id, choice)"
 )
+# A station's close: its ballots into the sealed table in the order of their random ids, in one
+# statement (so one transaction id for all), then out of the open box.
+_SEAL_BOX = (
+    f"INSERT INTO {_SEALED} (id, round_id, station_id, choice)"
+    f" SELECT id, round_id, station_id, choice FROM {_OPEN} WHERE round_id = %s AND station_id = %s ORDER BY id"
+)
+_EMPTY_BOX = f"DELETE FROM {_OPEN} WHERE round_id = %s AND station_id = %s"
 
 
 def _stored_ballots(ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, int, str]]:
     if connection.vendor != "postgresql":
-        return list(Ballot.objects.filter(id__in=ids).values_list("id", "station_id", "choice"))
+        fields = ("id", "station_id", "choice")
+        return list(
+            OpenBallot.objects.filter(id__in=ids)
+            .values_list(*fields)
+            .union(Ballot.objects.filter(id__in=ids).values_list(*fields), all=True)
+        )
     with connection.cursor() as cursor:
-        cursor.execute(_STORED_BALLOTS, [ids])
+        cursor.execute(_STORED_BALLOTS, [ids, ids])
         return cursor.fetchall()
 
 
-def _insert_ballots(round_: Round, station: Station, ballots: dict[uuid.UUID, str]) -> None:
+def _sealed_ballots(ids: list[uuid.UUID]) -> list[uuid.UUID]:
     if connection.vendor != "postgresql":
-        Ballot.objects.bulk_create(
-            [Ballot(id=i, round=round_, station=station, choice=c) for i, c in ballots.items()], batch_size=1000
+        return list(Ballot.objects.filter(id__in=ids).values_list("id", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute(_SEALED_BALLOTS, [ids])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _insert_ballots(round_: Round, station: Station, ballots: dict[uuid.UUID, str]) -> None:
+    ids = sorted(ballots)  # the order of the batch is the order the voters came in: not kept
+    if connection.vendor != "postgresql":
+        OpenBallot.objects.bulk_create(
+            [OpenBallot(id=i, round=round_, station=station, choice=ballots[i]) for i in ids], batch_size=1000
         )
         return
     with connection.cursor() as cursor:
-        cursor.execute(_INSERT_BALLOTS, [round_.id, station.id, list(ballots), list(ballots.values())])
+        cursor.execute(_INSERT_BALLOTS, [round_.id, station.id, ids, [ballots[i] for i in ids]])
+
+
+def _seal_box(round_: Round, station: Station) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(_SEAL_BOX, [round_.id, station.id])
+        cursor.execute(_EMPTY_BOX, [round_.id, station.id])
 
 
 def ballots_root(ballots: list[tuple[str, str]]) -> str:
@@ -348,6 +406,7 @@ def close_station(*, station: Station, actor: str, round_: Round | None = None) 
             },
         )
         if station.mode == Station.Mode.ELECTRONIC:
+            _seal_box(round_, station)
             ballots = [
                 (str(i), c) for i, c in Ballot.objects.filter(round=round_, station=station).values_list("id", "choice")
             ]

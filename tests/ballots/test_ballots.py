@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 from audit.models import Entry
-from ballots.models import Ballot
 from tests.ballots.station_api import (
     cast,
     cast_batch,
@@ -16,6 +15,7 @@ from tests.ballots.station_api import (
     nothing_written,
     refused,
     state,
+    stored_ballots,
 )
 
 
@@ -35,7 +35,7 @@ def test_it_answers_an_identical_replay_with_200_and_counts_it_once(election):
             replay = cast(tlv, "peretz", ballot_id)
             assert replay.status_code == 200 and replay.json() == {"id": ballot_id, "recorded": False}
     assert counters("tlv-01") == (1, 1, False)
-    assert Ballot.objects.count() == 1 and Entry.objects.filter(action="ballot.recorded").count() == 1
+    assert len(stored_ballots()) == 1 and Entry.objects.filter(action="ballot.recorded").count() == 1
 
 
 def test_it_takes_the_same_uuid_written_in_capitals_as_a_replay(election):
@@ -68,7 +68,7 @@ def test_it_counts_an_id_repeated_within_a_batch_as_a_duplicate_and_records_it_o
         {"id": twice, "choice": "peretz"},
     ]
     assert cast_batch(anywhere, batch).json() == {"accepted": 2, "duplicates": 1}
-    assert Ballot.objects.count() == 2 and Ballot.objects.get(id=twice).choice == "peretz"
+    assert len(stored_ballots()) == 2 and stored_ballots()[uuid.UUID(str(twice))] == "peretz"
     assert counters("any-01") == (2, 2, False)
     assert Entry.objects.filter(action="ballot.recorded").count() == 2
 
@@ -81,7 +81,7 @@ def test_it_counts_a_ballot_sent_alone_then_in_a_batch_as_a_duplicate(election):
     batch = [{"id": alone, "choice": "yachimovich"}, {"id": new_id(), "choice": "peretz"}]
     assert cast_batch(anywhere, batch).json() == {"accepted": 1, "duplicates": 1}
     assert counters("any-01") == (3, 2, False)
-    assert Ballot.objects.count() == 2 and Entry.objects.filter(action="ballot.recorded").count() == 2
+    assert len(stored_ballots()) == 2 and Entry.objects.filter(action="ballot.recorded").count() == 2
     # A ballot that came in a batch is also a replay when sent alone.
     with nothing_written():
         assert cast(anywhere, "peretz", batch[1]["id"]).status_code == 200
@@ -123,7 +123,7 @@ def test_it_writes_nothing_of_a_batch_whose_last_item_is_refused(election):
     ]:
         refused(cast_batch(anywhere, [*good, last]), status, code)
         assert state() == before
-    assert not Ballot.objects.filter(id__in=[b["id"] for b in good]).exists()
+    assert not stored_ballots(id__in=[b["id"] for b in good])
 
 
 def test_it_keeps_the_station_counter_and_the_ballot_rows_together_through_replays(election):
@@ -136,7 +136,7 @@ def test_it_keeps_the_station_counter_and_the_ballot_rows_together_through_repla
     cast_batch(anywhere, [{"id": ids[1], "choice": "herzog"}, {"id": ids[2], "choice": "blank"}])
     cast(anywhere, "blank", ids[2])
     assert counters("any-01") == (3, 3, False)
-    assert sorted(str(i) for i in Ballot.objects.values_list("id", flat=True)) == sorted(ids)
+    assert sorted(str(i) for i in stored_ballots()) == sorted(ids)
     closed = close(anywhere).json()
     assert (closed["checkins"], closed["ballots"]) == (3, 3)
     assert closed["seal"]["counts"] == {"blank": 1, "herzog": 1, "invalid": 0, "peretz": 1, "yachimovich": 0}
@@ -153,6 +153,40 @@ def test_a_batch_reads_its_items_as_the_single_ballot_does_spaces_extra_keys_and
         {"id": upper.upper(), "choice": "blank"},
     ]
     assert cast_batch(anywhere, batch).json() == {"accepted": 3, "duplicates": 0}
-    stored = dict(Ballot.objects.values_list("id", "choice"))
+    stored = stored_ballots()
     assert {str(k): v for k, v in stored.items()} == {spaced: "peretz", extra: "herzog", upper: "blank"}
     refused(cast_batch(anywhere, [{"id": new_id(), "choice": 7}]), 400, "unknown_choice")
+
+
+def test_a_ballot_keeps_its_id_after_its_station_closes(election):
+    """The close moves the station's ballots from the open box to the sealed table; an id is still one
+    ballot: a retry from its station is a replay, the same id from another station a conflict."""
+    tlv, anywhere = election.client("tlv-01"), election.client("any-01")
+    _voters(tlv, "1001")
+    _voters(anywhere, "1002", "1003")
+    sealed = new_id()
+    assert cast(tlv, "peretz", sealed).status_code == 201
+    assert close(tlv).status_code == 200
+    with nothing_written():
+        assert cast(tlv, "peretz", sealed).status_code == 200  # a retry after a lost answer
+        refused(cast(anywhere, "peretz", sealed), 409, "idempotency_conflict")
+        refused(cast_batch(anywhere, [{"id": new_id(), "choice": "blank"}, {"id": sealed, "choice": "peretz"}]),
+                409, "idempotency_conflict")  # fmt: skip
+
+
+def test_an_id_sealed_between_the_look_and_the_write_is_still_refused(election, monkeypatch):
+    """The look for a recorded id and the write are two statements: another station's close can move
+    the id to the sealed table in between. The write then looks at the sealed table again."""
+    from ballots.services import station as service
+
+    tlv, anywhere = election.client("tlv-01"), election.client("any-01")
+    _voters(tlv, "1001")
+    _voters(anywhere, "1002")
+    sealed = new_id()
+    assert cast(tlv, "peretz", sealed).status_code == 201 and close(tlv).status_code == 200
+    monkeypatch.setattr(service, "_recorded", lambda ballot_id: None)  # the look saw nothing yet
+    monkeypatch.setattr(service, "_stored_ballots", lambda ids: [])
+    with nothing_written():
+        refused(cast(anywhere, "herzog", sealed), 409, "idempotency_conflict")
+        refused(cast_batch(anywhere, [{"id": sealed, "choice": "herzog"}]), 409, "idempotency_conflict")
+    assert counters("any-01") == (1, 0, False)

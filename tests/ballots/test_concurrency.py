@@ -42,10 +42,11 @@ from audit import services as audit
 from audit.keys import member_pseudonym
 from audit.models import Entry, Leaf, PendingEntry
 from audit.verification import verify_database
-from ballots.models import Ballot, CheckIn, Round, Seal, StationRound
+from ballots.models import CheckIn, OpenBallot, Round, Seal, StationRound
 from ballots.services import setup
 from ballots.services.station import ballots_root
 from members.services import import_roster
+from tests.ballots.station_api import stored_ballots
 from tests.conftest import ROSTER_HEADER, csv_stream, is_postgres, run_threads, start
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -277,9 +278,9 @@ def test_racing_single_ballots_are_accepted_only_up_to_the_check_ins(crowd, queu
     assert at_once(post, threads, queued_behind=[crowd.station_round("st-01")] if queued else None) == []
     assert Counter(outcomes.values()) == {(201, None): voters, (409, "no_voter_for_ballot"): voters}
     accepted = {i for i, result in outcomes.items() if result == (201, None)}
-    assert set(Ballot.objects.values_list("id", flat=True)) == {uuid.UUID(i) for i in accepted}
+    assert set(stored_ballots()) == {uuid.UUID(i) for i in accepted}
     station_round = crowd.station_round("st-01")
-    assert station_round.ballots == voters == station_round.checkins == Ballot.objects.count()
+    assert station_round.ballots == voters == station_round.checkins == len(stored_ballots())
     assert audit_entries("ballot.recorded", "st-01") == voters
 
 
@@ -302,7 +303,7 @@ def test_racing_batches_are_accepted_whole_only_up_to_the_check_ins(crowd, queue
     accepted = {
         uuid.UUID(i) for k, (s, _) in outcomes.items() if s == 200 for i, _ in ballots[k * size : (k + 1) * size]
     }
-    assert set(Ballot.objects.values_list("id", flat=True)) == accepted and len(accepted) == voters
+    assert set(stored_ballots()) == accepted and len(accepted) == voters
     station_round = crowd.station_round("st-02")
     assert station_round.ballots == voters == station_round.checkins
     assert audit_entries("ballot.recorded", "st-02") == voters
@@ -369,17 +370,19 @@ def test_a_close_racing_check_ins_and_ballots_seals_exactly_what_was_acknowledge
     stored_voters = set(CheckIn.objects.filter(station__code=code).values_list("member__member_no", flat=True))
     assert stored_voters == set(early) | acknowledged_voters
     acknowledged_ballots = {i for i, result in recorded.items() if result == (201, None)}
-    stored_ballots = dict(Ballot.objects.filter(station__code=code).values_list("id", "choice"))
-    assert set(stored_ballots) == {uuid.UUID(i) for i in acknowledged_ballots}
+    kept = stored_ballots(station__code=code)
+    # Closed: every one of them has left the open box for the sealed table.
+    assert not OpenBallot.objects.filter(station__code=code).exists()
+    assert set(kept) == {uuid.UUID(i) for i in acknowledged_ballots}
     # The close's reconciliation and seal take exactly what is stored.
     station_round = crowd.station_round(code)
     seal = Seal.objects.get(round=crowd.round, station__code=code)
     assert station_round.closed_at is not None
     assert seal.checkins == station_round.checkins == len(stored_voters)
-    assert seal.ballots == station_round.ballots == len(stored_ballots)
+    assert seal.ballots == station_round.ballots == len(kept)
     expected_counts = dict.fromkeys(CHOICES, 0) | Counter(choice_of[i] for i in acknowledged_ballots)
     assert seal.counts == expected_counts
-    assert seal.ballots_root == ballots_root([(str(i), c) for i, c in stored_ballots.items()])
+    assert seal.ballots_root == ballots_root([(str(i), c) for i, c in kept.items()])
     if close is close_station:
         assert closed == [
             {"checkins": seal.checkins, "ballots": seal.ballots,
@@ -389,7 +392,7 @@ def test_a_close_racing_check_ins_and_ballots_seals_exactly_what_was_acknowledge
         assert Round.objects.get(pk=crowd.round.pk).status == Round.Status.CLOSED
     # The audit log says the same.
     assert audit_entries("voter.checked_in", code) == len(stored_voters)
-    assert audit_entries("ballot.recorded", code) == len(stored_ballots)
+    assert audit_entries("ballot.recorded", code) == len(kept)
     sealed = Entry.objects.get(action="station.sealed", payload__station=code).payload
     assert (sealed["checkins"], sealed["ballots"], sealed["counts"]) == (seal.checkins, seal.ballots, seal.counts)
     # And nothing gets in afterwards.
@@ -397,7 +400,7 @@ def test_a_close_racing_check_ins_and_ballots_seals_exactly_what_was_acknowledge
     assert checkin(client, crowd.members(1)[0]) in refusals
     assert ballot(client, str(uuid.uuid4()), "blank") in refusals
     assert CheckIn.objects.filter(station__code=code).count() == len(stored_voters)
-    assert Ballot.objects.filter(station__code=code).count() == len(stored_ballots)
+    assert len(stored_ballots(station__code=code)) == len(kept)
 
 
 @pytest.mark.parametrize("close_first", [True, False], ids=["close-queued-first", "close-queued-behind-them"])
@@ -438,7 +441,7 @@ def test_a_close_queued_among_written_but_uncounted_requests_seals_exactly_what_
     ballot_ids = {uuid.UUID(i) for i, _ in ballots if answers[i] == (201, None)}
     stored_voters = CheckIn.objects.filter(station__code=code, member__member_no__in=late)
     assert set(stored_voters.values_list("member__member_no", flat=True)) == voters
-    assert set(Ballot.objects.filter(station__code=code).values_list("id", flat=True)) == ballot_ids
+    assert set(stored_ballots(station__code=code)) == ballot_ids
     seal = Seal.objects.get(round=crowd.round, station__code=code)
     assert seal.checkins == CheckIn.objects.filter(station__code=code).count() == 6 + len(voters)
     assert seal.ballots == len(ballot_ids) and closed == [
@@ -518,8 +521,8 @@ def test_the_same_ballot_posted_twice_at_once_is_recorded_once_and_replayed_once
     for k in range(races):
         ballot_id, *outcomes = race_one_ballot(crowd, "st-04", ("peretz", "peretz"), queued=k % 2 == 0)
         assert sorted(outcomes) == [(200, None), (201, None)]
-        assert list(Ballot.objects.filter(id=ballot_id).values_list("choice", flat=True)) == ["peretz"]
-    assert crowd.station_round("st-04").ballots == races == Ballot.objects.count()
+        assert list(stored_ballots(id=ballot_id).values()) == ["peretz"]
+    assert crowd.station_round("st-04").ballots == races == len(stored_ballots())
     assert audit_entries("ballot.recorded", "st-04") == races
 
 
@@ -530,8 +533,8 @@ def test_the_same_ballot_posted_at_once_with_two_choices_is_recorded_once_and_re
         ballot_id, *outcomes = race_one_ballot(crowd, "st-05", ("herzog", "blank"), queued=k % 2 == 0)
         assert sorted(outcomes) == [(201, None), (409, "idempotency_conflict")]
         winner = ("herzog", "blank")[outcomes.index((201, None))]
-        assert list(Ballot.objects.filter(id=ballot_id).values_list("choice", flat=True)) == [winner]
-    assert crowd.station_round("st-05").ballots == races == Ballot.objects.count()
+        assert list(stored_ballots(id=ballot_id).values()) == [winner]
+    assert crowd.station_round("st-05").ballots == races == len(stored_ballots())
     assert audit_entries("ballot.recorded", "st-05") == races
 
 
@@ -551,7 +554,7 @@ def test_a_batch_resent_while_the_first_copy_is_in_flight_counts_as_duplicates(c
     # Both copies read "none of these ids exist" and queue on the station's row.
     assert at_once(post, 2, queued_behind=[crowd.station_round("st-06")]) == []
     assert sorted(outcomes) == [(200, (0, size)), (200, (size, 0))]
-    assert crowd.station_round("st-06").ballots == size == Ballot.objects.count()
+    assert crowd.station_round("st-06").ballots == size == len(stored_ballots())
 
 
 # --- a whole election day at once ----------------------------------------------------------------
@@ -575,9 +578,9 @@ def test_many_stations_voting_at_once_store_exactly_the_acknowledged_votes_and_t
     closes: dict[str, dict] = {}
     assert at_once(lambda k: closes.update({stations[k]: close_station(crowd, stations[k])}), len(stations)) == []
 
-    assert CheckIn.objects.count() == len(stations) * voters == Ballot.objects.count()
+    assert CheckIn.objects.count() == len(stations) * voters == len(stored_ballots())
     for code in stations:
-        stored = dict(Ballot.objects.filter(station__code=code).values_list("id", "choice"))
+        stored = stored_ballots(station__code=code)
         assert stored == {uuid.UUID(i): c for i, c in cast[code]}
         assert set(CheckIn.objects.filter(station__code=code).values_list("member__member_no", flat=True)) == set(
             electorate[code]
