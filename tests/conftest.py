@@ -109,9 +109,12 @@ def _test_signing_key(settings, tmp_path_factory):
     keys.reset()
 
 
+BOX_TRIGGER_MARK = "ballot_box"  # the open ballot box's guard (ballots migration 0007)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _flush_passes_append_only_triggers():
-    """Let the test runner empty append-only tables between transactional tests.
+    """Let the test runner empty append-only tables (and the open ballot box) between transactional tests.
 
     The triggers refuse TRUNCATE and DELETE to the application, as they should; the test runner's flush
     is the one caller that must get past them, as the table owner can. Nothing else is patched.
@@ -124,8 +127,8 @@ def _flush_passes_append_only_triggers():
         with self.connection.cursor() as cursor:
             cursor.execute(
                 "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
-                "WHERE t.tgname LIKE %s",
-                [f"%{TRIGGER_MARK}%"],
+                "WHERE t.tgname LIKE %s OR t.tgname LIKE %s",
+                [f"%{TRIGGER_MARK}%", f"%{BOX_TRIGGER_MARK}%"],
             )
             triggers = [(table, name) for table, name in cursor.fetchall() if table in tables]
         before = [f'ALTER TABLE "{table}" DISABLE TRIGGER {name}' for table, name in triggers]
@@ -136,8 +139,9 @@ def _flush_passes_append_only_triggers():
         statements = original(self, style, tables, **kwargs)
         with self.connection.cursor() as cursor:
             cursor.execute(
-                "SELECT name, tbl_name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE %s",
-                [f"%{TRIGGER_MARK}%"],
+                "SELECT name, tbl_name, sql FROM sqlite_master"
+                " WHERE type = 'trigger' AND (name LIKE %s OR name LIKE %s)",
+                [f"%{TRIGGER_MARK}%", f"%{BOX_TRIGGER_MARK}%"],
             )
             triggers = [(name, sql) for name, table, sql in cursor.fetchall() if table in tables]
         before = [f"DROP TRIGGER {name}" for name, _ in triggers]

@@ -3,6 +3,7 @@
 A table keeps rows in the order they arrive, and that order would link each ballot to the check-in
 before it; a station's close moves its ballots to `Ballot` in id order. On SQLite the new table is
 rebuilt WITHOUT ROWID, as the ballots table was (0002), so it is kept in id order from the start.
+Triggers let a ballot leave the box only into the sealed table (see `guard_the_box`).
 """
 
 import django.db.models.deletion
@@ -26,6 +27,54 @@ def open_ballots_without_rowid(apps, schema_editor):
         cursor.execute(f'ALTER TABLE "{table}_new" RENAME TO "{table}"')
         for index in indexes:
             cursor.execute(index)
+
+
+# A ballot leaves the open box only into the sealed table: an UPDATE, a TRUNCATE, or the DELETE of a
+# ballot the sealed table does not hold (same id, round, station and choice) is refused, as for the
+# append-only tables (audit.immutability). On PostgreSQL the check runs as dynamic SQL, planned at
+# each call: a plan cached while the sealed table was small would scan it for every ballot.
+_PG_GUARD = [
+    """CREATE OR REPLACE FUNCTION kalpi_open_ballot_leaves_sealed() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE sealed boolean := false;
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            EXECUTE 'SELECT EXISTS (SELECT 1 FROM ballots_ballot WHERE id = $1 AND round_id = $2'
+                    ' AND station_id = $3 AND choice = $4)'
+                INTO sealed USING OLD.id, OLD.round_id, OLD.station_id, OLD.choice;
+            IF sealed THEN
+                RETURN OLD;
+            END IF;
+        END IF;
+        RAISE EXCEPTION 'kalpi: % on % refused: a ballot leaves the open box only into the sealed ballots',
+            TG_OP, TG_TABLE_NAME USING ERRCODE = 'restrict_violation';
+    END
+    $$""",
+    'CREATE OR REPLACE TRIGGER ballots_openballot_ballot_box_row BEFORE UPDATE OR DELETE ON "ballots_openballot" '
+    "FOR EACH ROW EXECUTE FUNCTION kalpi_open_ballot_leaves_sealed()",
+    'CREATE OR REPLACE TRIGGER ballots_openballot_ballot_box_stmt BEFORE TRUNCATE ON "ballots_openballot" '
+    "FOR EACH STATEMENT EXECUTE FUNCTION kalpi_open_ballot_leaves_sealed()",
+    'ALTER TABLE "ballots_openballot" ENABLE ALWAYS TRIGGER ballots_openballot_ballot_box_row',
+    'ALTER TABLE "ballots_openballot" ENABLE ALWAYS TRIGGER ballots_openballot_ballot_box_stmt',
+]
+_SQLITE_MESSAGE = "kalpi: a ballot leaves the open box only into the sealed ballots"
+_SQLITE_GUARD = [
+    'CREATE TRIGGER IF NOT EXISTS ballots_openballot_ballot_box_update BEFORE UPDATE ON "ballots_openballot" '
+    f"BEGIN SELECT RAISE(ABORT, '{_SQLITE_MESSAGE}: UPDATE refused'); END",
+    'CREATE TRIGGER IF NOT EXISTS ballots_openballot_ballot_box_delete BEFORE DELETE ON "ballots_openballot" '
+    'WHEN NOT EXISTS (SELECT 1 FROM "ballots_ballot" b WHERE b."id" = OLD."id" AND b."round_id" = OLD."round_id" '
+    'AND b."station_id" = OLD."station_id" AND b."choice" = OLD."choice") '
+    f"BEGIN SELECT RAISE(ABORT, '{_SQLITE_MESSAGE}: DELETE refused'); END",
+    # INSERT OR REPLACE would delete the old row without firing the delete trigger.
+    'CREATE TRIGGER IF NOT EXISTS ballots_openballot_ballot_box_replace BEFORE INSERT ON "ballots_openballot" '
+    'WHEN EXISTS (SELECT 1 FROM "ballots_openballot" WHERE "id" = NEW."id") '
+    f"BEGIN SELECT RAISE(ABORT, '{_SQLITE_MESSAGE}: INSERT OR REPLACE refused'); END",
+]
+
+
+def guard_the_box(apps, schema_editor):
+    statements = {"postgresql": _PG_GUARD, "sqlite": _SQLITE_GUARD}[schema_editor.connection.vendor]
+    for sql in statements:
+        schema_editor.execute(sql, params=None)
 
 
 class Migration(migrations.Migration):
@@ -52,4 +101,5 @@ class Migration(migrations.Migration):
             ],
         ),
         migrations.RunPython(open_ballots_without_rowid, migrations.RunPython.noop),
+        migrations.RunPython(guard_the_box, migrations.RunPython.noop),
     ]
