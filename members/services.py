@@ -109,9 +109,10 @@ def import_roster(
     All or nothing, in one transaction: any bad row (or a crash, or a kill) leaves the roster exactly
     as it was. The rows go into a temporary staging table, are checked there for repeated member
     numbers, then merged by two set-based statements that touch only the members whose data changed.
-    On PostgreSQL, with a seekable file, the server parses and checks the file (`roster_copy`); if
-    anything in it is not plainly good, the file is read again by `RosterReader`, which names every
-    bad row (then COPY of its rows on PostgreSQL, batched inserts on SQLite). Safe to run twice: the
+    On PostgreSQL, with a seekable file, a plain file goes to COPY as its own bytes once each chunk is
+    proven plainly good (`roster_copy`); if anything in it is not, the file is read again by
+    `RosterReader`, which names every bad row (then COPY of its rows on PostgreSQL, batched inserts
+    on SQLite). Safe to run twice: the
     second run reports everything unchanged. Two imports at once are serialised by a lock. A real
     import writes one `roster.imported` audit entry (the file's SHA-256 and the counts) in the same
     transaction.
