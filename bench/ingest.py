@@ -137,6 +137,27 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def announce(title: str) -> dict[str, str]:
+    """Print a benchmark's heading: the machine, its load, and any process keeping it busy."""
+    info = machine()
+    print(f"# {title}, {info['date']}")
+    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory']}, Python {info['python']}, {info['os']}")
+    print(f"load average at start: {loadavg()}")
+    busy = busy_processes()
+    if busy:
+        print("WARNING: the machine is busy:\n  " + "\n  ".join(busy))
+    return info
+
+
+def signing_key(env: dict[str, str]) -> str:
+    """A fresh signer key (`manage.py audit_keygen`) for a benchmark's own Kalpi processes."""
+    keygen = subprocess.run(
+        [PYTHON, "manage.py", "audit_keygen"], cwd=REPO, env={**os.environ, **env}, capture_output=True,
+        text=True, check=True,
+    )  # fmt: skip
+    return next(line.strip() for line in keygen.stdout.splitlines() if line.strip().startswith("PRIVATE+KEY"))
+
+
 def busy_processes(threshold: float = 20.0, sample: float = 1.0) -> list[str]:
     """Processes (not ours) using more than `threshold` % of a core over `sample` seconds."""
 
@@ -721,13 +742,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs)")
     args = parser.parse_args()
 
-    info = machine()
-    print(f"# Station ingest benchmark, {info['date']}")
-    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory']}, Python {info['python']}, {info['os']}")
-    print(f"load average at start: {loadavg()}")
-    busy = busy_processes()
-    if busy:
-        print("WARNING: the machine is busy:\n  " + "\n  ".join(busy))
+    info = announce("Station ingest benchmark")
 
     folder = Path(tempfile.mkdtemp(prefix="kalpi-ingest-"))
     os.chmod(folder, 0o755)
@@ -752,13 +767,7 @@ def main() -> int:
             "LOG_LEVEL": "WARNING",
             "MEDIA_ROOT": str(folder / "media"),
         }
-        keygen = subprocess.run(
-            [PYTHON, "manage.py", "audit_keygen"], cwd=REPO, env={**os.environ, **env}, capture_output=True,
-            text=True, check=True,
-        )  # fmt: skip
-        env["KALPI_SIGNING_KEY"] = next(
-            line.strip() for line in keygen.stdout.splitlines() if line.strip().startswith("PRIVATE+KEY")
-        )
+        env["KALPI_SIGNING_KEY"] = signing_key(env)
         if not args.eager:
             env["CELERY_BROKER_URL"] = f"redis://127.0.0.1:{args.redis_port}/0"
             redis_log = open(folder / "redis.log", "w")  # noqa: SIM115

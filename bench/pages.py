@@ -66,17 +66,17 @@ from ingest import (
     REPO,
     Postgres,
     Tally,
-    busy_processes,
+    announce,
     children_of,
     cpu_seconds,
     django_setup,
     loadavg,
-    machine,
     merge,
     ms,
     pct,
     run_threads,
     sh,
+    signing_key,
     stop_all,
     wait_port,
 )
@@ -464,14 +464,8 @@ def main() -> int:
     args = parser.parse_args()
     levels = [int(c) for c in args.clients.split(",")]
 
-    info = machine()
     load_start = loadavg()
-    print(f"# Result pages benchmark, {info['date']}")
-    print(f"machine: {info['cpu']}, {info['cores']} cores, {info['memory']}, Python {info['python']}, {info['os']}")
-    print(f"load average at start: {load_start}")
-    busy = busy_processes()
-    if busy:
-        print("WARNING: the machine is busy:\n  " + "\n  ".join(busy))
+    info = announce("Result pages benchmark")
 
     folder = Path(tempfile.mkdtemp(prefix="kalpi-pages-"))
     os.chmod(folder, 0o755)
@@ -500,13 +494,7 @@ def main() -> int:
             "LOG_LEVEL": "WARNING",
             "MEDIA_ROOT": str(folder / "media"),
         }
-        keygen = subprocess.run(
-            [PYTHON, "manage.py", "audit_keygen"], cwd=REPO, env={**os.environ, **env}, capture_output=True,
-            text=True, check=True,
-        )  # fmt: skip
-        env["KALPI_SIGNING_KEY"] = next(
-            line.strip() for line in keygen.stdout.splitlines() if line.strip().startswith("PRIVATE+KEY")
-        )
+        env["KALPI_SIGNING_KEY"] = signing_key(env)
         full_env = {**os.environ, **env}
         redis_log = open(folder / "redis.log", "w")  # noqa: SIM115
         logs.append(redis_log)

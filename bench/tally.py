@@ -56,6 +56,9 @@ import time
 import uuid
 from pathlib import Path
 
+# The sibling benchmark's helper (this file runs from bench/, as ingest.py does).
+from ingest import signing_key
+
 REPO = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 CANDIDATES = ["yachimovich", "peretz", "herzog", "mitzna"]
@@ -439,13 +442,7 @@ def main() -> int:
         }
         for name in ("CELERY_BROKER_URL", "REDIS_URL"):
             os.environ.pop(name, None)
-        keygen = subprocess.run(
-            [PYTHON, "manage.py", "audit_keygen"], cwd=REPO, env={**os.environ, **env}, capture_output=True,
-            text=True, check=True,
-        )  # fmt: skip
-        env["KALPI_SIGNING_KEY"] = next(
-            line.strip() for line in keygen.stdout.splitlines() if line.strip().startswith("PRIVATE+KEY")
-        )
+        env["KALPI_SIGNING_KEY"] = signing_key(env)
         subprocess.run([PYTHON, "manage.py", "migrate", "-v", "0"], cwd=REPO, env={**os.environ, **env}, check=True)
         os.environ.update(env)
         sys.path.insert(0, str(REPO))

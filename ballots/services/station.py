@@ -224,9 +224,9 @@ def record_ballot(*, station: Station, ballot_id: Any, choice: str) -> bool:
         with transaction.atomic():
             OpenBallot.objects.create(id=ballot_id, round=round_, station=station, choice=choice)
             # Recorded and moved by another station's close since the look above: an id is one ballot.
-            sealed = Ballot.objects.filter(id=ballot_id).values_list("station_id", "choice").first()
-            if sealed is not None:
-                raise _AlreadyRecorded(sealed)
+            sealed = _sealed_ballots([ballot_id])
+            if sealed:
+                raise _AlreadyRecorded(sealed[0][1:])
     except _AlreadyRecorded as recorded:
         return _replay(recorded.existing, station, choice, ballot_id)
     except IntegrityError:
@@ -254,13 +254,8 @@ class _AlreadyRecorded(Exception):
 
 def _recorded(ballot_id: uuid.UUID) -> tuple[int, str] | None:
     """(station id, choice) of the ballot recorded under this id, in the open box or sealed; or None."""
-    fields = ("station_id", "choice")
-    found = (
-        OpenBallot.objects.filter(id=ballot_id)
-        .values_list(*fields)
-        .union(Ballot.objects.filter(id=ballot_id).values_list(*fields), all=True)
-    )
-    return next(iter(found[:1]), None)
+    found = _stored_ballots([ballot_id])
+    return tuple(found[0][1:]) if found else None
 
 
 @transaction.atomic
@@ -316,11 +311,9 @@ def record_ballots(*, station: Station, ballots: list[dict[str, Any]]) -> tuple[
 # A batch's statements on PostgreSQL take the ids as one array parameter: compiling an IN list of a
 # thousand parameters and a thousand model instances cost more than the database's work.
 _OPEN, _SEALED = OpenBallot._meta.db_table, Ballot._meta.db_table
-_STORED_BALLOTS = (
-    f"SELECT id, station_id, choice FROM {_OPEN} WHERE id = ANY(%s)"
-    f" UNION ALL SELECT id, station_id, choice FROM {_SEALED} WHERE id = ANY(%s)"
-)
-_SEALED_BALLOTS = f"SELECT id FROM {_SEALED} WHERE id = ANY(%s)"
+_SEALED_BALLOTS = f"SELECT id, station_id, choice FROM {_SEALED} WHERE id = ANY(%s)"
+_STORED_BALLOTS = f"SELECT id, station_id, choice FROM {_OPEN} WHERE id = ANY(%s) UNION ALL {_SEALED_BALLOTS}"
+_BALLOT_FIELDS = ("id", "station_id", "choice")
 _INSERT_BALLOTS = (
     f"INSERT INTO {_OPEN} (id, round_id, station_id, choice)"
     " SELECT b.id, %s, %s, b.choice FROM unnest(%s::uuid[], %s::text[]) AS b (id, choice)"
@@ -335,24 +328,22 @@ _EMPTY_BOX = f"DELETE FROM {_OPEN} WHERE round_id = %s AND station_id = %s"
 
 
 def _stored_ballots(ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, int, str]]:
+    """(id, station id, choice) of the ballots recorded under these ids, in the open box or sealed."""
     if connection.vendor != "postgresql":
-        fields = ("id", "station_id", "choice")
-        return list(
-            OpenBallot.objects.filter(id__in=ids)
-            .values_list(*fields)
-            .union(Ballot.objects.filter(id__in=ids).values_list(*fields), all=True)
-        )
+        open_box = OpenBallot.objects.filter(id__in=ids).values_list(*_BALLOT_FIELDS)
+        return list(open_box.union(Ballot.objects.filter(id__in=ids).values_list(*_BALLOT_FIELDS), all=True))
     with connection.cursor() as cursor:
         cursor.execute(_STORED_BALLOTS, [ids, ids])
         return cursor.fetchall()
 
 
-def _sealed_ballots(ids: list[uuid.UUID]) -> list[uuid.UUID]:
+def _sealed_ballots(ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, int, str]]:
+    """The same, of the sealed table only."""
     if connection.vendor != "postgresql":
-        return list(Ballot.objects.filter(id__in=ids).values_list("id", flat=True))
+        return list(Ballot.objects.filter(id__in=ids).values_list(*_BALLOT_FIELDS))
     with connection.cursor() as cursor:
         cursor.execute(_SEALED_BALLOTS, [ids])
-        return [row[0] for row in cursor.fetchall()]
+        return cursor.fetchall()
 
 
 def _insert_ballots(round_: Round, station: Station, ballots: dict[uuid.UUID, str]) -> None:
