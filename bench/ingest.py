@@ -3,7 +3,7 @@
 Run from the repository root with the project's virtualenv:
 
     .venv/bin/python bench/ingest.py                      # defaults below, about 3 minutes on 2 cores
-    .venv/bin/python bench/ingest.py --seconds 5 --roster 30000 --no-profile   # a quick trial
+    .venv/bin/python bench/ingest.py --seconds 5 --roster 45000 --vote-members 8000 --batch-checkins 16000 --no-profile   # a quick trial
 
 What it does, in one run:
 
