@@ -73,6 +73,7 @@ TEMPLATES = [
 ]
 
 # Database: SQLite unless DATABASE_URL names PostgreSQL.
+PREPARE_ONLY_WHEN_ASKED = 2**62  # executions before psycopg prepares a statement by itself: never
 _database_url = env_str("DATABASE_URL")
 if _database_url:
     if not _database_url.startswith(("postgres://", "postgresql://", "sqlite://")):
@@ -106,6 +107,9 @@ if _default_db["ENGINE"] == "django.db.backends.sqlite3":
 else:
     # One test database per test run, so two runs against one server do not drop each other's.
     _default_db["TEST"] = {"NAME": f"test_{_default_db['NAME']}_{os.getpid()}"}
+    # psycopg prepares only what config.db.prepared_cursor asks it to (the station API's few hot
+    # statements); Django's own queries are never prepared. None would turn preparing off entirely.
+    _default_db.setdefault("OPTIONS", {})["prepare_threshold"] = PREPARE_ONLY_WHEN_ASKED
 DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

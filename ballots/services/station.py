@@ -36,6 +36,7 @@ from ballots.errors import (
 from ballots.models import (
     SPECIAL_CHOICES,
     Ballot,
+    Candidate,
     CheckIn,
     Elector,
     OpenBallot,
@@ -48,6 +49,7 @@ from ballots.models import (
 )
 from ballots.returns import validate_return
 from ballots.services import publish
+from config.db import prepared_cursor
 from config.errors import Invalid
 from members.models import Member
 
@@ -116,6 +118,9 @@ def check_in_voter(*, station: Station, member_no: str) -> tuple[CheckIn, Round]
     twenty simultaneous check-ins exactly one succeeds. Refuses: no open round, the station closed, a
     member outside the electorate, a member of a branch this station does not serve.
     """
+    done = _check_in_at_once(station=station, member_no=member_no)
+    if done is not None:
+        return done
     try:
         return _check_in(station=station, member_no=member_no)
     except IntegrityError:
@@ -164,6 +169,77 @@ def _check_in(*, station: Station, member_no: str) -> tuple[CheckIn, Round]:
     return checkin, round_
 
 
+# On PostgreSQL a check-in that goes through is one prepared statement (config.db), in autocommit:
+# the open round, the elector (at a station that serves their branch), the station's counter (only
+# while the station is open; its row lock orders the check-in with a close), the check-in and its
+# audit entry. Every part reads the one before it, so a check-in that cannot be made writes nothing
+# and returns no row; `_check_in` then does the same work step by step and names the reason. The
+# one-check-in-per-round constraint still decides between simultaneous check-ins.
+_CHECK_IN_AT_ONCE = f"""
+    WITH open_round AS (
+        SELECT id, number FROM {Round._meta.db_table}
+        WHERE election_id = %(election)s AND status = '{Round.Status.OPEN.value}'
+    ),
+    elector AS (
+        SELECT e.member_id FROM {Elector._meta.db_table} e JOIN {Member._meta.db_table} m ON m.id = e.member_id
+        WHERE e.election_id = %(election)s AND m.member_no = %(member_no)s AND e.removed_at IS NULL
+            AND (cardinality(%(branches)s::text[]) = 0 OR e.branch_code = ANY(%(branches)s::text[]))
+    ),
+    counted AS (
+        UPDATE {StationRound._meta.db_table} sr SET checkins = sr.checkins + 1 FROM open_round, elector
+        WHERE sr.round_id = open_round.id AND sr.station_id = %(station)s AND sr.closed_at IS NULL
+        RETURNING open_round.id AS round_id, open_round.number, elector.member_id
+    ),
+    checkin AS (
+        INSERT INTO {CheckIn._meta.db_table} (round_id, member_id, station_id, created_at)
+        SELECT round_id, member_id, %(station)s, %(audit_at)s FROM counted RETURNING id
+    ),
+    {audit.entries_sql("counted, checkin", "%(audit_payload)s::jsonb || jsonb_build_object('round', counted.number)")}
+    SELECT counted.round_id, counted.number, counted.member_id, checkin.id FROM counted, checkin"""
+
+
+def _check_in_at_once(*, station: Station, member_no: str) -> tuple[CheckIn, Round] | None:
+    """The check-in as one statement (PostgreSQL); None if it wrote nothing, for `_check_in` to explain."""
+    if connection.vendor != "postgresql":
+        return None
+    params = audit.entry_params(
+        action=Action.VOTER_CHECKED_IN,
+        actor=station.code,
+        payload={"election": station.election.slug, "station": station.code, "member": member_pseudonym(member_no)},
+    )
+    params.update(
+        election=station.election_id, member_no=member_no, branches=list(station.branches), station=station.id
+    )
+    row = _at_once(_CHECK_IN_AT_ONCE, params)
+    if row is None:
+        return None
+    round_id, number, member_id, checkin_id = row
+    round_ = Round.from_db(connection.alias, _ROUND_FIELDS, [round_id, station.election_id, number, Round.Status.OPEN])
+    checkin = CheckIn(id=checkin_id, round=round_, member_id=member_id, station=station, created_at=params["audit_at"])
+    checkin._state.adding, checkin._state.db = False, connection.alias
+    audit.recorded()
+    return checkin, round_
+
+
+def _at_once(sql: str, params: dict[str, Any]) -> tuple | None:
+    """Run one of the station's single-statement writes; its row, or None when it wrote nothing.
+
+    A constraint it hits (a second check-in, a ballot id already recorded) also means nothing was
+    written: the step-by-step path then finds out why. Inside a caller's transaction the statement
+    runs in a savepoint, so that a refused one leaves that transaction usable.
+    """
+    try:
+        if connection.in_atomic_block:
+            with transaction.atomic(), prepared_cursor() as cursor:
+                cursor.execute(sql, params)
+                return cursor.fetchone()
+        with prepared_cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    except IntegrityError:
+        return None
+
+
 def lookup_voter(*, station: Station, member_no: str) -> dict[str, Any]:
     """What a station may know of a member: in the electorate, their station, voted in the open round."""
     elector = (
@@ -202,7 +278,6 @@ def _count_ballots(station: Station, round_: Round, count: int) -> None:
         raise NoVoterForBallot()
 
 
-@transaction.atomic
 def record_ballot(*, station: Station, ballot_id: Any, choice: str) -> bool:
     """Record one secret ballot; True when new, False for an identical replay (counted once).
 
@@ -214,6 +289,13 @@ def record_ballot(*, station: Station, ballot_id: Any, choice: str) -> bool:
     if station.mode != Station.Mode.ELECTRONIC:
         raise WrongMode("A paper station reports its count as a return, not ballots.")
     ballot_id = _parse_ballot_id(ballot_id)
+    if _ballot_at_once(station=station, ballot_id=ballot_id, choice=choice):
+        return True
+    return _record_ballot(station=station, ballot_id=ballot_id, choice=choice)
+
+
+@transaction.atomic
+def _record_ballot(*, station: Station, ballot_id: uuid.UUID, choice: str) -> bool:
     existing = _recorded(ballot_id)
     if existing is not None:
         return _replay(existing, station, choice, ballot_id)
@@ -222,15 +304,11 @@ def record_ballot(*, station: Station, ballot_id: Any, choice: str) -> bool:
         raise UnknownChoice(f"{choice!r} is not a candidate of this round, blank or invalid.", choice=choice)
     try:
         with transaction.atomic():
+            # The open box refuses an id already there or already sealed (migration 0008).
             OpenBallot.objects.create(id=ballot_id, round=round_, station=station, choice=choice)
-            # Recorded and moved by another station's close since the look above: an id is one ballot.
-            sealed = _sealed_ballots([ballot_id])
-            if sealed:
-                raise _AlreadyRecorded(sealed[0][1:])
-    except _AlreadyRecorded as recorded:
-        return _replay(recorded.existing, station, choice, ballot_id)
     except IntegrityError:
-        # The same id arrived twice at once; the first has committed: this is its replay, or a conflict.
+        # The same id arrived at once, or was sealed by another station's close since the look
+        # above; the first has committed: this is its replay, or a conflict.
         return _replay(_recorded(ballot_id), station, choice, ballot_id)
     _count_ballots(station, round_, 1)
     audit.record(
@@ -241,15 +319,54 @@ def record_ballot(*, station: Station, ballot_id: Any, choice: str) -> bool:
     return True
 
 
+# A ballot as one prepared statement on PostgreSQL, in autocommit, like the check-in above: the open
+# round (if the choice is on its ballot), the station's counter (while open and below its check-ins),
+# the ballot into the open box and its entry. No row means nothing was written: the id is already
+# recorded, or something is refused, and `_record_ballot` finds out which.
+_BALLOT_AT_ONCE = f"""
+    WITH open_round AS (
+        SELECT r.id, r.number FROM {Round._meta.db_table} r
+        WHERE r.election_id = %(election)s AND r.status = '{Round.Status.OPEN.value}'
+            AND (%(choice)s = ANY(%(special)s::text[]) OR EXISTS (
+                SELECT 1 FROM {Round.candidates.through._meta.db_table} rc
+                JOIN {Candidate._meta.db_table} c ON c.id = rc.candidate_id
+                WHERE rc.round_id = r.id AND c.code = %(choice)s))
+    ),
+    counted AS (
+        UPDATE {StationRound._meta.db_table} sr SET ballots = sr.ballots + 1 FROM open_round
+        WHERE sr.round_id = open_round.id AND sr.station_id = %(station)s AND sr.closed_at IS NULL
+            AND sr.ballots < sr.checkins
+        RETURNING open_round.number
+    ),
+    ballot AS (
+        INSERT INTO {OpenBallot._meta.db_table} (id, round_id, station_id, choice)
+        SELECT %(id)s, open_round.id, %(station)s, %(choice)s FROM open_round, counted RETURNING id
+    ),
+    {audit.entries_sql("counted, ballot", "%(audit_payload)s::jsonb || jsonb_build_object('round', counted.number)")}
+    SELECT counted.number FROM counted, ballot"""
+
+
+def _ballot_at_once(*, station: Station, ballot_id: uuid.UUID, choice: str) -> bool:
+    """The ballot as one statement (PostgreSQL); False if it wrote nothing."""
+    if connection.vendor != "postgresql" or station.mode != Station.Mode.ELECTRONIC:
+        return False
+    params = audit.entry_params(
+        action=Action.BALLOT_RECORDED,
+        actor=station.code,
+        payload={"election": station.election.slug, "station": station.code},
+    )
+    params.update(election=station.election_id, station=station.id, id=ballot_id, choice=choice)
+    params["special"] = list(SPECIAL_CHOICES)
+    if _at_once(_BALLOT_AT_ONCE, params) is None:
+        return False
+    audit.recorded()
+    return True
+
+
 def _replay(existing, station: Station, choice: str, ballot_id: uuid.UUID) -> bool:
     if existing == (station.id, choice):
         return False
     raise IdempotencyConflict(id=str(ballot_id))
-
-
-class _AlreadyRecorded(Exception):
-    def __init__(self, existing: tuple[int, str]) -> None:
-        self.existing = existing
 
 
 def _recorded(ballot_id: uuid.UUID) -> tuple[int, str] | None:
@@ -296,10 +413,8 @@ def record_ballots(*, station: Station, ballots: list[dict[str, Any]]) -> tuple[
         _count_ballots(station, round_, len(wanted))
         try:
             with transaction.atomic():
+                # The open box refuses an id already there or already sealed (migration 0008).
                 _insert_ballots(round_, station, wanted)
-                # This station's row is locked, so it cannot have closed since: a sealed id is another's.
-                if _sealed_ballots(list(wanted)):
-                    raise IntegrityError
         except IntegrityError:
             # Another station recorded one of these ids at this very moment: an id is one ballot.
             raise IdempotencyConflict("A ballot id of this batch was just recorded elsewhere.") from None
@@ -311,8 +426,10 @@ def record_ballots(*, station: Station, ballots: list[dict[str, Any]]) -> tuple[
 # A batch's statements on PostgreSQL take the ids as one array parameter: compiling an IN list of a
 # thousand parameters and a thousand model instances cost more than the database's work.
 _OPEN, _SEALED = OpenBallot._meta.db_table, Ballot._meta.db_table
-_SEALED_BALLOTS = f"SELECT id, station_id, choice FROM {_SEALED} WHERE id = ANY(%s)"
-_STORED_BALLOTS = f"SELECT id, station_id, choice FROM {_OPEN} WHERE id = ANY(%s) UNION ALL {_SEALED_BALLOTS}"
+_STORED_BALLOTS = (
+    f"SELECT id, station_id, choice FROM {_OPEN} WHERE id = ANY(%s)"
+    f" UNION ALL SELECT id, station_id, choice FROM {_SEALED} WHERE id = ANY(%s)"
+)
 _BALLOT_FIELDS = ("id", "station_id", "choice")
 _INSERT_BALLOTS = (
     f"INSERT INTO {_OPEN} (id, round_id, station_id, choice)"
@@ -334,15 +451,6 @@ def _stored_ballots(ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, int, str]]:
         return list(open_box.union(Ballot.objects.filter(id__in=ids).values_list(*_BALLOT_FIELDS), all=True))
     with connection.cursor() as cursor:
         cursor.execute(_STORED_BALLOTS, [ids, ids])
-        return cursor.fetchall()
-
-
-def _sealed_ballots(ids: list[uuid.UUID]) -> list[tuple[uuid.UUID, int, str]]:
-    """The same, of the sealed table only."""
-    if connection.vendor != "postgresql":
-        return list(Ballot.objects.filter(id__in=ids).values_list(*_BALLOT_FIELDS))
-    with connection.cursor() as cursor:
-        cursor.execute(_SEALED_BALLOTS, [ids])
         return cursor.fetchall()
 
 
