@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 from django.db import connection
+from django.db.backends.utils import CursorDebugWrapper
 
 
 class _PreparingCursor(psycopg.Cursor):
@@ -15,6 +16,13 @@ class _PreparingCursor(psycopg.Cursor):
 
     def execute(self, query, params=None, *, prepare=None, binary=None):
         return super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
+
+
+class _LoggedAsWritten(CursorDebugWrapper):
+    """Logs a statement as its text with placeholders: psycopg keeps no composed text of a prepared one."""
+
+    def debug_sql(self, sql=None, params=None, use_last_executed_query=False, many=False):
+        return super().debug_sql(sql, params, use_last_executed_query=False, many=many)
 
 
 def prepared_cursor():
@@ -32,4 +40,4 @@ def prepared_cursor():
     connection.ensure_connection()
     with connection.wrap_database_errors:
         raw = _PreparingCursor(connection.connection)
-    return connection.make_debug_cursor(raw) if connection.queries_logged else connection.make_cursor(raw)
+    return _LoggedAsWritten(raw, connection) if connection.queries_logged else connection.make_cursor(raw)

@@ -46,3 +46,18 @@ def test_the_close_moves_every_ballot_into_the_sealed_table(open_box):
     assert close(open_box).status_code == 200
     assert not OpenBallot.objects.exists()
     assert dict(Ballot.objects.values_list("id", "choice")) == before
+
+
+def test_a_sealed_ballot_id_cannot_enter_the_open_box_again(open_box, election):
+    assert close(open_box).status_code == 200
+    sealed = Ballot.objects.first()
+    tlv = election.station("tlv-01")
+    with pytest.raises(IntegrityError), transaction.atomic():
+        OpenBallot.objects.create(id=sealed.id, round_id=sealed.round_id, station=tlv, choice=sealed.choice)
+    table = connection.ops.quote_name(OpenBallot._meta.db_table)
+    stored_id = sealed.id.hex if connection.vendor == "sqlite" else str(sealed.id)
+    refused(
+        f"INSERT INTO {table} (id, round_id, station_id, choice) "
+        f"VALUES ('{stored_id}', {sealed.round_id}, {tlv.id}, 'blank')"
+    )
+    assert not OpenBallot.objects.exists() and Ballot.objects.count() == 2
