@@ -70,31 +70,26 @@ _RECORD_POSTGRES = """
 _RECORD_SQLITE = "INSERT INTO audit_entry (action, actor, payload, created_at) VALUES (%s, %s, %s, %s) RETURNING id"
 
 
-def entries_sql(source: str, payload: str) -> str:
+def entries_sql(source: str, *, actor: str, payload: str) -> str:
     """The CTEs that append one entry per row of `source`, for a change written as one statement.
 
     PostgreSQL only. For the station API's hottest writes, which make their change and its entry in a
-    single statement, so that a request is one round trip in autocommit. `payload` is an SQL jsonb
-    expression over `source`'s columns; the statement binds `entry_params(...)`. Same rows as
-    `record` writes. After the statement wrote, the caller calls `recorded()`.
+    single statement, so that a request is one round trip in autocommit. `actor` and `payload` are
+    SQL expressions over `source`'s columns (text and a jsonb object of strings and integers); the
+    statement binds `entry_params(...)`. Same rows as `record` writes. After the statement wrote, the
+    caller calls `recorded()`.
     """
     return f"""
     audit_entry AS (
         INSERT INTO audit_entry (action, actor, payload, created_at)
-        SELECT %(audit_action)s, %(audit_actor)s, {payload}, %(audit_at)s FROM {source} RETURNING id
+        SELECT %(audit_action)s, {actor}, {payload}, %(audit_at)s FROM {source} RETURNING id
     ),
     audit_pending AS (INSERT INTO audit_pendingentry (entry_id) SELECT id FROM audit_entry)"""
 
 
-def entry_params(*, action: Action | str, actor: str, payload: dict[str, Any]) -> dict[str, Any]:
-    """The parameters of `entries_sql`, with the part of the payload known before the statement."""
-    canonical_bytes(payload)
-    return {
-        "audit_action": Action(action).value,
-        "audit_actor": actor,
-        "audit_payload": json.dumps(payload),
-        "audit_at": timezone.now(),
-    }
+def entry_params(action: Action | str) -> dict[str, Any]:
+    """The parameters of `entries_sql`."""
+    return {"audit_action": Action(action).value, "audit_at": timezone.now()}
 
 
 def recorded() -> None:

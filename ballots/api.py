@@ -97,6 +97,7 @@ class VoterView(StationView):
 
 
 class CheckInView(StationView):
+    token_checked_by_write = True  # see StationTokenAuthentication
     class InputSerializer(serializers.Serializer):
         member_no = serializers.CharField(max_length=32)
 
@@ -120,8 +121,14 @@ class CheckInView(StationView):
         summary="Check a member in to vote in the open round",
     )
     def post(self, request: Request) -> Response:
+        plain = _plain(request.data, self.InputSerializer)
+        if plain is not None:
+            number = services.check_in_by_token(key_hash=request.user.key_hash, member_no=plain["member_no"])
+            if number is not None:
+                return Response({"member_no": plain["member_no"], "round": number}, status=status.HTTP_201_CREATED)
+        station = self.station  # looks the token up: a revoked one gets its 401 before any other answer
         data = _valid(self.InputSerializer, request)
-        _, round_ = services.check_in_voter(station=self.station, member_no=data["member_no"])
+        _, round_ = services.check_in_voter(station=station, member_no=data["member_no"])
         return Response({"member_no": data["member_no"], "round": round_.number}, status=status.HTTP_201_CREATED)
 
 
@@ -131,6 +138,7 @@ class BallotInput(serializers.Serializer):
 
 
 class BallotView(StationView):
+    token_checked_by_write = True
     class OutputSerializer(serializers.Serializer):
         id = serializers.CharField()
         recorded = serializers.BooleanField(help_text="true the first time; false for an identical replay")
@@ -153,8 +161,14 @@ class BallotView(StationView):
         summary="Record one secret ballot (idempotent by its UUIDv4)",
     )
     def post(self, request: Request) -> Response:
+        plain = _plain(request.data, BallotInput)
+        if plain is not None and services.record_ballot_by_token(
+            key_hash=request.user.key_hash, ballot_id=plain["id"], choice=plain["choice"]
+        ):
+            return Response({"id": plain["id"], "recorded": True}, status=status.HTTP_201_CREATED)
+        station = self.station  # looks the token up: a revoked one gets its 401 before any other answer
         data = _valid(BallotInput, request)
-        created = services.record_ballot(station=self.station, ballot_id=data["id"], choice=data["choice"])
+        created = services.record_ballot(station=station, ballot_id=data["id"], choice=data["choice"])
         return Response(
             {"id": data["id"], "recorded": created}, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )

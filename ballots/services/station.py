@@ -38,6 +38,7 @@ from ballots.models import (
     Ballot,
     Candidate,
     CheckIn,
+    Election,
     Elector,
     OpenBallot,
     ReturnResolution,
@@ -46,6 +47,7 @@ from ballots.models import (
     Station,
     StationReturn,
     StationRound,
+    StationToken,
 )
 from ballots.returns import validate_return
 from ballots.services import publish
@@ -169,56 +171,143 @@ def _check_in(*, station: Station, member_no: str) -> tuple[CheckIn, Round]:
     return checkin, round_
 
 
-# On PostgreSQL a check-in that goes through is one prepared statement (config.db), in autocommit:
-# the open round, the elector (at a station that serves their branch), the station's counter (only
-# while the station is open; its row lock orders the check-in with a close), the check-in and its
-# audit entry. Every part reads the one before it, so a check-in that cannot be made writes nothing
-# and returns no row; `_check_in` then does the same work step by step and names the reason. The
-# one-check-in-per-round constraint still decides between simultaneous check-ins.
-_CHECK_IN_AT_ONCE = f"""
-    WITH open_round AS (
-        SELECT id, number FROM {Round._meta.db_table}
-        WHERE election_id = %(election)s AND status = '{Round.Status.OPEN.value}'
+# --- a check-in or a ballot in one statement (PostgreSQL) ---------------------------------------------
+#
+# A check-in or a ballot that goes through is one prepared statement (config.db), in autocommit: the
+# device (its station and election, found by the station's id, or by the device's token, which is
+# then checked in the same statement: `check_in_by_token`), the open round, the elector at a station
+# that serves their branch or the choice on the round's ballot, the station's counter (only while the
+# station is open, and for a ballot only below its check-ins; the row lock orders it with a close),
+# the row itself and its audit entry. Each part reads the one before it, so a request that cannot be
+# made writes nothing and returns no row; the step-by-step path (`_check_in`, `_record_ballot`) then
+# does the same work and names the reason. The constraints still decide between simultaneous
+# requests: one check-in per round, one ballot per id (the open box's key and trigger).
+
+_DEVICE_BY_STATION = f"""
+    device AS (
+        SELECT s.id AS station_id, s.election_id, s.code, s.mode, s.branches, e.slug
+        FROM {Station._meta.db_table} s JOIN {Election._meta.db_table} e ON e.id = s.election_id
+        WHERE s.id = %(station)s
+    )"""
+_DEVICE_BY_TOKEN = f"""
+    device AS (
+        SELECT s.id AS station_id, s.election_id, s.code, s.mode, s.branches, e.slug
+        FROM {StationToken._meta.db_table} t JOIN {Station._meta.db_table} s ON s.id = t.station_id
+        JOIN {Election._meta.db_table} e ON e.id = s.election_id
+        WHERE t.key_hash = %(key_hash)s AND t.revoked_at IS NULL
+    )"""
+_ROUND_OPEN = Round.Status.OPEN.value
+
+_CHECK_IN = f"""
+    open_round AS (
+        SELECT r.id, r.number FROM {Round._meta.db_table} r JOIN device d ON r.election_id = d.election_id
+        WHERE r.status = '{_ROUND_OPEN}'
     ),
     elector AS (
-        SELECT e.member_id FROM {Elector._meta.db_table} e JOIN {Member._meta.db_table} m ON m.id = e.member_id
-        WHERE e.election_id = %(election)s AND m.member_no = %(member_no)s AND e.removed_at IS NULL
-            AND (cardinality(%(branches)s::text[]) = 0 OR e.branch_code = ANY(%(branches)s::text[]))
+        SELECT e.member_id FROM {Elector._meta.db_table} e JOIN device d ON e.election_id = d.election_id
+        JOIN {Member._meta.db_table} m ON m.id = e.member_id
+        WHERE m.member_no = %(member_no)s AND e.removed_at IS NULL
+            AND (jsonb_array_length(d.branches) = 0 OR d.branches ? e.branch_code)
     ),
     counted AS (
-        UPDATE {StationRound._meta.db_table} sr SET checkins = sr.checkins + 1 FROM open_round, elector
-        WHERE sr.round_id = open_round.id AND sr.station_id = %(station)s AND sr.closed_at IS NULL
-        RETURNING open_round.id AS round_id, open_round.number, elector.member_id
+        UPDATE {StationRound._meta.db_table} sr SET checkins = sr.checkins + 1 FROM device, open_round, elector
+        WHERE sr.round_id = open_round.id AND sr.station_id = device.station_id AND sr.closed_at IS NULL
+        RETURNING open_round.id AS round_id, open_round.number, elector.member_id, device.station_id,
+            device.code, device.slug
     ),
     checkin AS (
         INSERT INTO {CheckIn._meta.db_table} (round_id, member_id, station_id, created_at)
-        SELECT round_id, member_id, %(station)s, %(audit_at)s FROM counted RETURNING id
+        SELECT round_id, member_id, station_id, %(audit_at)s FROM counted RETURNING id
     ),
-    {audit.entries_sql("counted, checkin", "%(audit_payload)s::jsonb || jsonb_build_object('round', counted.number)")}
+    {audit.entries_sql(
+        "counted, checkin", actor="counted.code",
+        payload="jsonb_build_object('election', counted.slug, 'round', counted.number, 'station', counted.code,"
+        " 'member', %(member)s::text)",
+    )}
     SELECT counted.round_id, counted.number, counted.member_id, checkin.id FROM counted, checkin"""
+_CHECK_IN_BY_STATION = f"WITH {_DEVICE_BY_STATION}, {_CHECK_IN}"
+_CHECK_IN_BY_TOKEN = f"WITH {_DEVICE_BY_TOKEN}, {_CHECK_IN}"
+
+_BALLOT = f"""
+    open_round AS (
+        SELECT r.id, r.number FROM {Round._meta.db_table} r JOIN device d ON r.election_id = d.election_id
+        WHERE r.status = '{_ROUND_OPEN}' AND d.mode = '{Station.Mode.ELECTRONIC.value}'
+            AND (%(choice)s = ANY(%(special)s::text[]) OR EXISTS (
+                SELECT 1 FROM {Round.candidates.through._meta.db_table} rc
+                JOIN {Candidate._meta.db_table} c ON c.id = rc.candidate_id
+                WHERE rc.round_id = r.id AND c.code = %(choice)s))
+    ),
+    counted AS (
+        UPDATE {StationRound._meta.db_table} sr SET ballots = sr.ballots + 1 FROM device, open_round
+        WHERE sr.round_id = open_round.id AND sr.station_id = device.station_id AND sr.closed_at IS NULL
+            AND sr.ballots < sr.checkins
+        RETURNING open_round.id AS round_id, open_round.number, device.station_id, device.code, device.slug
+    ),
+    ballot AS (
+        INSERT INTO {OpenBallot._meta.db_table} (id, round_id, station_id, choice)
+        SELECT %(id)s, round_id, station_id, %(choice)s FROM counted RETURNING id
+    ),
+    {audit.entries_sql(
+        "counted, ballot", actor="counted.code",
+        payload="jsonb_build_object('election', counted.slug, 'round', counted.number, 'station', counted.code)",
+    )}
+    SELECT counted.number FROM counted, ballot"""
+_BALLOT_BY_STATION = f"WITH {_DEVICE_BY_STATION}, {_BALLOT}"
+_BALLOT_BY_TOKEN = f"WITH {_DEVICE_BY_TOKEN}, {_BALLOT}"
+
+
+def check_in_by_token(*, key_hash: str, member_no: str) -> int | None:
+    """Check a member in at the station of the device whose live token has this hash, in one statement.
+
+    The round's number; None when nothing was written, for whatever reason (no such live token
+    included): the caller then authenticates the device and calls `check_in_voter`, which names it.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    params = {**audit.entry_params(Action.VOTER_CHECKED_IN), "key_hash": key_hash, "member_no": member_no}
+    row = _at_once(_CHECK_IN_BY_TOKEN, {**params, "member": member_pseudonym(member_no)})
+    if row is None:
+        return None
+    audit.recorded()
+    return row[1]
+
+
+def record_ballot_by_token(*, key_hash: str, ballot_id: Any, choice: str) -> bool:
+    """Record a new ballot at the station of the device whose live token has this hash, in one
+    statement. False when nothing was written (a replay included): the caller then authenticates
+    the device and calls `record_ballot`, which answers the replay or names the refusal."""
+    if connection.vendor != "postgresql":
+        return False
+    try:
+        ballot_id = _parse_ballot_id(ballot_id)
+    except Invalid:
+        return False
+    params = {**audit.entry_params(Action.BALLOT_RECORDED), "key_hash": key_hash}
+    return _ballot_at_once(_BALLOT_BY_TOKEN, params, ballot_id, choice)
 
 
 def _check_in_at_once(*, station: Station, member_no: str) -> tuple[CheckIn, Round] | None:
     """The check-in as one statement (PostgreSQL); None if it wrote nothing, for `_check_in` to explain."""
     if connection.vendor != "postgresql":
         return None
-    params = audit.entry_params(
-        action=Action.VOTER_CHECKED_IN,
-        actor=station.code,
-        payload={"election": station.election.slug, "station": station.code, "member": member_pseudonym(member_no)},
-    )
-    params.update(
-        election=station.election_id, member_no=member_no, branches=list(station.branches), station=station.id
-    )
-    row = _at_once(_CHECK_IN_AT_ONCE, params)
+    params = {**audit.entry_params(Action.VOTER_CHECKED_IN), "station": station.id, "member_no": member_no}
+    row = _at_once(_CHECK_IN_BY_STATION, {**params, "member": member_pseudonym(member_no)})
     if row is None:
         return None
     round_id, number, member_id, checkin_id = row
-    round_ = Round.from_db(connection.alias, _ROUND_FIELDS, [round_id, station.election_id, number, Round.Status.OPEN])
+    round_ = Round.from_db(connection.alias, _ROUND_FIELDS, [round_id, station.election_id, number, _ROUND_OPEN])
     checkin = CheckIn(id=checkin_id, round=round_, member_id=member_id, station=station, created_at=params["audit_at"])
     checkin._state.adding, checkin._state.db = False, connection.alias
     audit.recorded()
     return checkin, round_
+
+
+def _ballot_at_once(sql: str, params: dict[str, Any], ballot_id: uuid.UUID, choice: str) -> bool:
+    params.update(id=ballot_id, choice=choice, special=list(SPECIAL_CHOICES))
+    if _at_once(sql, params) is None:
+        return False
+    audit.recorded()
+    return True
 
 
 def _at_once(sql: str, params: dict[str, Any]) -> tuple | None:
@@ -289,8 +378,10 @@ def record_ballot(*, station: Station, ballot_id: Any, choice: str) -> bool:
     if station.mode != Station.Mode.ELECTRONIC:
         raise WrongMode("A paper station reports its count as a return, not ballots.")
     ballot_id = _parse_ballot_id(ballot_id)
-    if _ballot_at_once(station=station, ballot_id=ballot_id, choice=choice):
-        return True
+    if connection.vendor == "postgresql":
+        params = {**audit.entry_params(Action.BALLOT_RECORDED), "station": station.id}
+        if _ballot_at_once(_BALLOT_BY_STATION, params, ballot_id, choice):
+            return True
     return _record_ballot(station=station, ballot_id=ballot_id, choice=choice)
 
 
@@ -316,50 +407,6 @@ def _record_ballot(*, station: Station, ballot_id: uuid.UUID, choice: str) -> bo
         actor=station.code,
         payload={"election": station.election.slug, "round": round_.number, "station": station.code},
     )
-    return True
-
-
-# A ballot as one prepared statement on PostgreSQL, in autocommit, like the check-in above: the open
-# round (if the choice is on its ballot), the station's counter (while open and below its check-ins),
-# the ballot into the open box and its entry. No row means nothing was written: the id is already
-# recorded, or something is refused, and `_record_ballot` finds out which.
-_BALLOT_AT_ONCE = f"""
-    WITH open_round AS (
-        SELECT r.id, r.number FROM {Round._meta.db_table} r
-        WHERE r.election_id = %(election)s AND r.status = '{Round.Status.OPEN.value}'
-            AND (%(choice)s = ANY(%(special)s::text[]) OR EXISTS (
-                SELECT 1 FROM {Round.candidates.through._meta.db_table} rc
-                JOIN {Candidate._meta.db_table} c ON c.id = rc.candidate_id
-                WHERE rc.round_id = r.id AND c.code = %(choice)s))
-    ),
-    counted AS (
-        UPDATE {StationRound._meta.db_table} sr SET ballots = sr.ballots + 1 FROM open_round
-        WHERE sr.round_id = open_round.id AND sr.station_id = %(station)s AND sr.closed_at IS NULL
-            AND sr.ballots < sr.checkins
-        RETURNING open_round.number
-    ),
-    ballot AS (
-        INSERT INTO {OpenBallot._meta.db_table} (id, round_id, station_id, choice)
-        SELECT %(id)s, open_round.id, %(station)s, %(choice)s FROM open_round, counted RETURNING id
-    ),
-    {audit.entries_sql("counted, ballot", "%(audit_payload)s::jsonb || jsonb_build_object('round', counted.number)")}
-    SELECT counted.number FROM counted, ballot"""
-
-
-def _ballot_at_once(*, station: Station, ballot_id: uuid.UUID, choice: str) -> bool:
-    """The ballot as one statement (PostgreSQL); False if it wrote nothing."""
-    if connection.vendor != "postgresql" or station.mode != Station.Mode.ELECTRONIC:
-        return False
-    params = audit.entry_params(
-        action=Action.BALLOT_RECORDED,
-        actor=station.code,
-        payload={"election": station.election.slug, "station": station.code},
-    )
-    params.update(election=station.election_id, station=station.id, id=ballot_id, choice=choice)
-    params["special"] = list(SPECIAL_CHOICES)
-    if _at_once(_BALLOT_AT_ONCE, params) is None:
-        return False
-    audit.recorded()
     return True
 
 

@@ -214,3 +214,41 @@ def test_it_writes_nothing_when_a_device_only_looks(election):
         assert tlv.get(url()).status_code == 200
         assert tlv.get(url("voters/1001/")).status_code == 200
         assert tlv.get(url(f"voters/{new_id()}/")).json()["in_electorate"] is False
+
+
+# A check-in and a ballot do not look a token up before the view once this process has found it live:
+# their one statement checks it (StationTokenAuthentication). Revoked after that, the token still gets
+# its 401 on its very next request, before any other answer, and nothing is written.
+REVOKED_AFTER_USE = {  # the request, and whether tlv-01 has a check-in to spare for a ballot
+    "checkin": (lambda c: check_in(c, "1003"), False),
+    "ballot": (lambda c: cast(c, "peretz"), True),
+    "replayed-ballot": (lambda c: cast(c, "herzog", SEEN_BALLOT), True),
+    "checkin-bad-body": (lambda c: c.post(url("checkins/"), {"member_no": ""}, format="json"), False),
+    "ballot-bad-id": (lambda c: cast(c, "peretz", "not-a-uuid"), True),
+    "ballot-unknown-choice": (lambda c: cast(c, "mitzna"), True),
+    "already-voted": (lambda c: check_in(c, "1001"), False),
+}
+SEEN_BALLOT = "6f1c1a3e-4b5d-4c8e-9a7b-2d3e4f5a6b7c"
+
+
+@pytest.mark.parametrize("request_", REVOKED_AFTER_USE)
+def test_a_token_revoked_after_a_vote_is_refused_on_the_next_check_in_or_ballot(election, request_):
+    send, spare = REVOKED_AFTER_USE[request_]
+    tlv = election.client("tlv-01")
+    assert check_in(tlv, "1001").status_code == 201
+    assert cast(tlv, "peretz", SEEN_BALLOT).status_code == 201  # tlv-01's token: seen live, twice
+    if spare:
+        assert check_in(tlv, "1003").status_code == 201
+    revoke_station_token(token=StationToken.objects.get(station__code="tlv-01"), actor="manager")
+    with nothing_written():
+        refused(send(tlv), 401, "not_authenticated")
+    assert tlv.get(url()).status_code == 401
+
+
+def test_a_token_seen_live_acts_only_for_its_own_station(election):
+    tlv, anywhere = election.client("tlv-01"), election.client("any-01")
+    assert check_in(tlv, "1001").status_code == 201 and check_in(anywhere, "1003").status_code == 201
+    assert cast(tlv, "peretz").status_code == 201 and cast(anywhere, "herzog").status_code == 201
+    assert counters("tlv-01") == (1, 1, False) and counters("any-01") == (1, 1, False)
+    refused(check_in(tlv, "1003"), 409, "already_voted")  # a tel-aviv member, checked in at any-01
+    refused(cast(tlv, "blank"), 409, "no_voter_for_ballot")  # tlv-01's one voter has voted
