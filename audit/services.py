@@ -93,8 +93,18 @@ def entry_params(action: Action | str) -> dict[str, Any]:
 
 
 def recorded() -> None:
-    """After a statement of `entries_sql` wrote its entries: integrate them after commit."""
-    _integrate_after_commit()
+    """After a statement of `entries_sql` wrote its entries: integrate them after commit (at once in
+    autocommit, where the statement has committed; like an after-commit callback, a failure to ask
+    is logged, and the entries wait for the next integration)."""
+    if connection.in_atomic_block:
+        _integrate_after_commit()
+        return
+    if _deferred:
+        return
+    try:
+        _ask_integrator()
+    except Exception:
+        logger.exception("could not ask for the integration of new audit entries; the periodic task will")
 
 
 def record_many(*, action: Action | str, actor: str, payloads: list[dict[str, Any]]) -> int:
@@ -172,25 +182,25 @@ def integration_deferred():
 def _integrate_after_commit() -> None:
     if _deferred:
         return
-
-    def integrate() -> None:
-        from audit.tasks import integrate_entries
-
-        global _next_integration
-        if integrate_entries.app.conf.task_always_eager:
-            integrate_entries.delay()
-            return
-        # With a broker, one delayed run per window per process covers every commit in the window,
-        # instead of one message per station request; a commit after the window schedules the next.
-        now = time.monotonic()
-        if now < _next_integration:
-            return
-        _next_integration = now + INTEGRATION_WINDOW
-        integrate_entries.apply_async(countdown=INTEGRATION_WINDOW)
-
     # One per transaction, however many entries it records; a failed one leaves the entries pending,
     # for the next integration or the periodic task.
-    on_commit_once("audit.integrate", integrate)
+    on_commit_once("audit.integrate", _ask_integrator)
+
+
+def _ask_integrator() -> None:
+    from audit.tasks import integrate_entries
+
+    global _next_integration
+    if integrate_entries.app.conf.task_always_eager:
+        integrate_entries.delay()
+        return
+    # With a broker, one delayed run per window per process covers every commit in the window,
+    # instead of one message per station request; a commit after the window schedules the next.
+    now = time.monotonic()
+    if now < _next_integration:
+        return
+    _next_integration = now + INTEGRATION_WINDOW
+    integrate_entries.apply_async(countdown=INTEGRATION_WINDOW)
 
 
 def integrate_pending(*, batch_size: int = INTEGRATION_BATCH) -> int:

@@ -26,6 +26,9 @@ What it does, in one run, on PostgreSQL:
    process, which this does not measure). Every entry is thus left pending for step 2. (Not
    `services.integration_deferred()`, which would skip the on-commit registration, a part of the
    cost of every audited write.)
+   A third case, interleaved with the two: the same INSERT and its entry written by one statement
+   (`audit.services.entries_sql`), in its own `transaction.atomic()`, the form the station API's
+   check-in and ballot take.
    Also a second, smaller pair (`--member-writes`): `Member.save()` of an existing member against
    `members.services.save_member(...)`, the admin's audited edit, which saves the same member and
    records member.changed.
@@ -62,6 +65,7 @@ import argparse
 import contextlib
 import cProfile
 import io
+import json
 import os
 import platform
 import pstats
@@ -293,6 +297,13 @@ CHECKIN_TABLE = """
         UNIQUE (round_id, member_no)
     )"""
 CHECKIN_INSERT = "INSERT INTO bench_checkin (round_id, member_no, station, checked_in_at) VALUES (%s, %s, %s, %s)"
+ONE_STATEMENT_CHECKIN = """
+    WITH checkin AS (
+        INSERT INTO bench_checkin (round_id, member_no, station, checked_in_at)
+        VALUES (1, %(member)s, %(station)s, %(audit_at)s) RETURNING station
+    ),
+    {entries}
+    SELECT 1"""
 
 
 class NoBroker:
@@ -327,18 +338,24 @@ def bench_checkins(entries: int, block: int, results: Results, admin: Admin) -> 
     from django.utils import timezone
 
     from audit import services
+    from audit.canonical import canonical_bytes
     from audit.models import Action, Entry
+    from config.db import prepared_cursor
 
     with connection.cursor() as cursor:
         cursor.execute(CHECKIN_TABLE)
     next_member = iter(range(1, 10**9))
+    one_statement_sql = ONE_STATEMENT_CHECKIN.format(
+        entries=services.entries_sql("checkin", actor="checkin.station", payload="%(payload)s::jsonb")
+    )
 
-    def reference(n: int) -> float:
+    def reference(n: int, cursor=connection.cursor, atomic: bool = True) -> float:
         start = time.perf_counter()
         for _ in range(n):
             member = next(next_member)
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(CHECKIN_INSERT, [1, member, f"S{member % STATIONS:03d}", timezone.now()])
+            params = [1, member, f"S{member % STATIONS:03d}", timezone.now()]
+            with transaction.atomic() if atomic else contextlib.nullcontext(), cursor() as c:
+                c.execute(CHECKIN_INSERT, params)
         return time.perf_counter() - start
 
     def audited(n: int) -> float:
@@ -354,51 +371,82 @@ def bench_checkins(entries: int, block: int, results: Results, admin: Admin) -> 
                 )
         return time.perf_counter() - start
 
-    # Warm up both paths (connection, statement caches, code) outside the timing.
+    def one_statement(n: int, atomic: bool = True) -> float:
+        # The station API's form (ballots.services.station): the change and its entry in one prepared statement.
+        start = time.perf_counter()
+        for _ in range(n):
+            member = next(next_member)
+            station = f"S{member % STATIONS:03d}"
+            payload = checkin_payload(1, member, station)
+            canonical_bytes(payload)
+            params = {**services.entry_params(Action.VOTER_CHECKED_IN), "member": member, "station": station}
+            with transaction.atomic() if atomic else contextlib.nullcontext(), prepared_cursor() as cursor:
+                cursor.execute(one_statement_sql, {**params, "payload": json.dumps(payload)})
+            services.recorded()
+        return time.perf_counter() - start
+
+    # name: (function, the reference it is compared with, the goal applies, entries it writes)
+    cases = {
+        "check-in INSERT, one per transaction (reference)": (reference, None, False, 0),
+        "same INSERT + `record()` in the transaction": (audited, "check-in INSERT, one per transaction (reference)",
+                                                       True, 1),
+        "reference, prepared (`config.db.prepared_cursor`)": (
+            lambda n: reference(n, prepared_cursor), None, False, 0),
+        "same INSERT and its entry in one prepared statement (`entries_sql`), in the transaction": (
+            one_statement, "reference, prepared (`config.db.prepared_cursor`)", True, 1),
+        "reference, prepared, autocommit (no transaction block)": (
+            lambda n: reference(n, prepared_cursor, atomic=False), None, False, 0),
+        "the one statement in autocommit, as a station check-in or ballot runs": (
+            lambda n: one_statement(n, atomic=False), "reference, prepared, autocommit (no transaction block)",
+            True, 1),
+    }  # fmt: skip
+    # Warm up every path (connection, statement caches, code) outside the timing.
     with no_integration_on_commit():
-        reference(200)
-        audited(200)
+        for fn, *_ in cases.values():
+            fn(200)
     warm_entries = Entry.objects.count()
     admin.checkpoint()
     blocks = max(1, entries // block)
-    ref_times, aud_times = [], []
-    log(f"append: {blocks} x {block} reference and audited check-ins, interleaved")
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    log(f"append: {blocks} x {block} writes of each of {len(cases)} kinds, interleaved (forward, then backward)")
     with no_integration_on_commit() as broker:
-        for k, reference_first in _interleaved(blocks):
-            if reference_first:
-                ref_times.append(reference(block))
-                aud_times.append(audited(block))
-            else:
-                aud_times.append(audited(block))
-                ref_times.append(reference(block))
+        for k in range(blocks):
+            for name in list(cases) if k % 2 == 0 else reversed(list(cases)):
+                times[name].append(cases[name][0](block))
             if (k + 1) % max(1, blocks // 10) == 0:
-                log(f"  {k + 1}/{blocks} blocks: ref {sum(ref_times) / len(ref_times) / block * 1e6:.0f} µs, "
-                    f"audited {sum(aud_times) / len(aud_times) / block * 1e6:.0f} µs per write")  # fmt: skip
+                log(f"  {k + 1}/{blocks} blocks: " + ", ".join(
+                    f"{sum(t) / len(t) / block * 1e6:.0f}" for t in times.values()) + " µs per write")  # fmt: skip
     n = blocks * block
-    if broker.calls != n:
-        raise BenchError(f"{broker.calls} after-commit integrations for {n} audited transactions")
-    ref_s, aud_s = sum(ref_times), sum(aud_times)
-    ref_us, aud_us = ref_s / n * 1e6, aud_s / n * 1e6
-    med_ratio = statistics.median(a / r for a, r in zip(aud_times, ref_times, strict=True))
-    ratio = aud_us / ref_us
-    results.add(Row("check-in INSERT, one per transaction (reference)", n, ref_s, f"{ref_us:.0f} µs/write"))
-    results.add(
-        Row(
-            "same INSERT + `record()` in the transaction",
-            n,
-            aud_s,
-            f"{aud_us:.0f} µs/write; {n / aud_s:,.0f} entries/s",
-            f"{ratio:.2f}x (median of {blocks} block pairs {med_ratio:.2f}x)",
-            _goal(ratio < GOAL_WRITE_RATIO, f"< {GOAL_WRITE_RATIO}x"),
+    audited_kinds = sum(entries_each for *_, entries_each in cases.values())
+    if broker.calls != audited_kinds * n:
+        raise BenchError(f"{broker.calls} after-commit integrations for {audited_kinds * n} audited writes")
+    for name, (_, reference_name, goal, _) in cases.items():
+        total = sum(times[name])
+        us = total / n * 1e6
+        if reference_name is None:
+            results.add(Row(name, n, total, f"{us:.0f} µs/write"))
+            continue
+        ref_us = sum(times[reference_name]) / n * 1e6
+        median = statistics.median(a / r for a, r in zip(times[name], times[reference_name], strict=True))
+        results.add(
+            Row(
+                name,
+                n,
+                total,
+                f"{us:.0f} µs/write; {n / total:,.0f} entries/s",
+                f"{us / ref_us:.2f}x (median of {blocks} block pairs {median:.2f}x)",
+                _goal(us / ref_us < GOAL_WRITE_RATIO, f"< {GOAL_WRITE_RATIO}x") if goal else "",
+            )
         )
-    )
+    ref_name, aud_name = "check-in INSERT, one per transaction (reference)", "same INSERT + `record()` in the transaction"
+    ref_us, aud_us = sum(times[ref_name]) / n * 1e6, sum(times[aud_name]) / n * 1e6
     results.notes.append(
-        f"Append: {n:,} audited check-ins = {n:,} entries appended through `record()` at "
-        f"{n / aud_s:,.0f} entries/s (one entry per transaction, one connection); the entry costs "
-        f"{aud_us - ref_us:.0f} µs on top of a {ref_us:.0f} µs write. Per block of {block}: reference "
-        f"{_spread(ref_times, block)}, audited {_spread(aud_times, block)} µs/write (min/median/max)."
+        f"Append: {n:,} audited check-ins through `record()` at {n / sum(times[aud_name]):,.0f} entries/s (one "
+        f"entry per transaction, one connection); the entry costs {aud_us - ref_us:.0f} µs on top of a "
+        f"{ref_us:.0f} µs write. Per block of {block}: reference {_spread(times[ref_name], block)}, audited "
+        f"{_spread(times[aud_name], block)} µs/write (min/median/max)."
     )
-    if Entry.objects.count() - warm_entries != n:
+    if Entry.objects.count() - warm_entries != audited_kinds * n:
         raise BenchError("the audited writes did not leave one entry each")
 
 
