@@ -180,8 +180,9 @@ def _check_in(*, station: Station, member_no: str) -> tuple[CheckIn, Round]:
 # station is open, and for a ballot only below its check-ins; the row lock orders it with a close),
 # the row itself and its audit entry. Each part reads the one before it, so a request that cannot be
 # made writes nothing and returns no row; the step-by-step path (`_check_in`, `_record_ballot`) then
-# does the same work and names the reason. The constraints still decide between simultaneous
-# requests: one check-in per round, one ballot per id (the open box's key and trigger).
+# does the same work and names the reason (it also decides for a station whose branches are not a
+# list). The constraints still decide between simultaneous requests: one check-in per round, one
+# ballot per id (the open box's key and trigger).
 
 _DEVICE_BY_STATION = f"""
     device AS (
@@ -207,7 +208,8 @@ _CHECK_IN = f"""
         SELECT e.member_id FROM {Elector._meta.db_table} e JOIN device d ON e.election_id = d.election_id
         JOIN {Member._meta.db_table} m ON m.id = e.member_id
         WHERE m.member_no = %(member_no)s AND e.removed_at IS NULL
-            AND (jsonb_array_length(d.branches) = 0 OR d.branches ? e.branch_code)
+            AND CASE WHEN jsonb_typeof(d.branches) = 'array'
+                THEN jsonb_array_length(d.branches) = 0 OR d.branches ? e.branch_code END
     ),
     counted AS (
         UPDATE {StationRound._meta.db_table} sr SET checkins = sr.checkins + 1 FROM device, open_round, elector

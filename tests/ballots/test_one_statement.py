@@ -180,3 +180,14 @@ def test_a_vote_stands_when_the_integrator_cannot_be_asked(election, caplog):
     assert counters("tlv-01") == (1, 1, False)
     assert PendingEntry.objects.count() == 2
     assert "periodic task" in caplog.text
+
+
+def test_a_station_whose_branches_are_not_a_list_is_left_to_the_step_by_step_path(election):
+    from django.db.models import JSONField, Value
+
+    from ballots.models import Station
+
+    # JSON null, which Station.serves reads as every branch.
+    Station.objects.filter(code="tlv-01").update(branches=Value(None, output_field=JSONField()))
+    assert check_in(election.client("tlv-01"), "1002").status_code == 201  # a sderot member
+    assert counters("tlv-01") == (1, 0, False)
