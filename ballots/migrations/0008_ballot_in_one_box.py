@@ -15,11 +15,10 @@ from django.db import migrations
 _PG = [
     """CREATE OR REPLACE FUNCTION kalpi_ballot_in_one_box() RETURNS trigger LANGUAGE plpgsql
     SET enable_seqscan = off SET enable_hashjoin = off SET enable_mergejoin = off AS $$
-    DECLARE sealed uuid;
     BEGIN
-        SELECT b.id INTO sealed FROM kalpi_new_ballots n JOIN ballots_ballot b ON b.id = n.id LIMIT 1;
-        IF FOUND THEN
-            RAISE EXCEPTION 'kalpi: ballot % is already sealed: a ballot id is one ballot', sealed
+        -- The message names no id: the server logs it, with the time.
+        IF EXISTS (SELECT 1 FROM kalpi_new_ballots n JOIN ballots_ballot b ON b.id = n.id) THEN
+            RAISE EXCEPTION 'kalpi: a ballot id is one ballot: this one is already sealed'
                 USING ERRCODE = 'unique_violation';
         END IF;
         RETURN NULL;

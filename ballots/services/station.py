@@ -238,6 +238,10 @@ _BALLOT = f"""
                 SELECT 1 FROM {Round.candidates.through._meta.db_table} rc
                 JOIN {Candidate._meta.db_table} c ON c.id = rc.candidate_id
                 WHERE rc.round_id = r.id AND c.code = %(choice)s))
+            -- A replay writes nothing here rather than fail on the key of the box: the server logs
+            -- each key it refuses, with the time, and no ballot id may be logged near its voter.
+            AND NOT EXISTS (SELECT 1 FROM {OpenBallot._meta.db_table} WHERE id = %(id)s)
+            AND NOT EXISTS (SELECT 1 FROM {Ballot._meta.db_table} WHERE id = %(id)s)
     ),
     counted AS (
         UPDATE {StationRound._meta.db_table} sr SET ballots = sr.ballots + 1 FROM device, open_round

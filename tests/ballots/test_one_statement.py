@@ -191,3 +191,27 @@ def test_a_station_whose_branches_are_not_a_list_is_left_to_the_step_by_step_pat
     Station.objects.filter(code="tlv-01").update(branches=Value(None, output_field=JSONField()))
     assert check_in(election.client("tlv-01"), "1002").status_code == 201  # a sderot member
     assert counters("tlv-01") == (1, 0, False)
+
+
+def test_a_replayed_ballot_meets_no_key_the_server_would_log(election):
+    # PostgreSQL logs every key it refuses ("Key (id)=(…) already exists") with the time: a replay
+    # refused that way would put the ballot's id in the server's log moments after its voter's check-in.
+    tlv, anywhere = election.client("tlv-01"), election.client("any-01")
+    assert check_in(tlv, "1001").status_code == 201 and check_in(tlv, "1003").status_code == 201
+    assert check_in(anywhere, "1002").status_code == 201  # a check-in to spare at any-01
+    assert cast(tlv, "peretz", BALLOT_ID).status_code == 201
+    failures = []
+
+    def watch(execute, sql, params, many, context):
+        try:
+            return execute(sql, params, many, context)
+        except Exception as exc:
+            failures.append(exc)
+            raise
+
+    with connection.execute_wrapper(watch):
+        assert cast(tlv, "peretz", BALLOT_ID).status_code == 200  # identical replay
+        refused(cast(tlv, "herzog", BALLOT_ID), 409, "idempotency_conflict")
+        assert close(tlv).status_code == 200
+        refused(cast(anywhere, "peretz", BALLOT_ID), 409, "idempotency_conflict")  # sealed at tlv-01
+    assert failures == []
