@@ -127,8 +127,8 @@ class CheckInView(StationView):
             if number is not None:
                 return Response({"member_no": plain["member_no"], "round": number}, status=status.HTTP_201_CREATED)
         station = self.station  # looks the token up: a revoked one gets its 401 before any other answer
-        data = _valid(self.InputSerializer, request)
-        _, round_ = services.check_in_voter(station=station, member_no=data["member_no"])
+        data = plain or _valid(self.InputSerializer, request)
+        _, round_ = services.check_in_voter(station=station, member_no=data["member_no"], at_once=plain is None)
         return Response({"member_no": data["member_no"], "round": round_.number}, status=status.HTTP_201_CREATED)
 
 
@@ -167,8 +167,10 @@ class BallotView(StationView):
         ):
             return Response({"id": plain["id"], "recorded": True}, status=status.HTTP_201_CREATED)
         station = self.station  # looks the token up: a revoked one gets its 401 before any other answer
-        data = _valid(BallotInput, request)
-        created = services.record_ballot(station=station, ballot_id=data["id"], choice=data["choice"])
+        data = plain or _valid(BallotInput, request)
+        created = services.record_ballot(
+            station=station, ballot_id=data["id"], choice=data["choice"], at_once=plain is None
+        )
         return Response(
             {"id": data["id"], "recorded": created}, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
         )

@@ -8,6 +8,7 @@ be open, so a close and a check-in, or two devices of one station, can never int
 from __future__ import annotations
 
 import uuid
+from contextlib import nullcontext
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -113,14 +114,15 @@ def _choices(round_: Round) -> set[str]:
     return set(round_.candidates.values_list("code", flat=True)) | set(SPECIAL_CHOICES)
 
 
-def check_in_voter(*, station: Station, member_no: str) -> tuple[CheckIn, Round]:
+def check_in_voter(*, station: Station, member_no: str, at_once: bool = True) -> tuple[CheckIn, Round]:
     """Check a member in to vote in the open round at this station.
 
     One member, one check-in per round across all stations: the unique constraint decides, so of
     twenty simultaneous check-ins exactly one succeeds. Refuses: no open round, the station closed, a
     member outside the electorate, a member of a branch this station does not serve.
     """
-    done = _check_in_at_once(station=station, member_no=member_no)
+    # at_once=False: the caller has just run the one statement (`check_in_by_token`) and it wrote nothing.
+    done = _check_in_at_once(station=station, member_no=member_no) if at_once else None
     if done is not None:
         return done
     try:
@@ -184,19 +186,17 @@ def _check_in(*, station: Station, member_no: str) -> tuple[CheckIn, Round]:
 # list). The constraints still decide between simultaneous requests: one check-in per round, one
 # ballot per id (the open box's key and trigger).
 
-_DEVICE_BY_STATION = f"""
+_DEVICE = f"""
     device AS (
         SELECT s.id AS station_id, s.election_id, s.code, s.mode, s.branches, e.slug
         FROM {Station._meta.db_table} s JOIN {Election._meta.db_table} e ON e.id = s.election_id
-        WHERE s.id = %(station)s
+        {{}}
     )"""
-_DEVICE_BY_TOKEN = f"""
-    device AS (
-        SELECT s.id AS station_id, s.election_id, s.code, s.mode, s.branches, e.slug
-        FROM {StationToken._meta.db_table} t JOIN {Station._meta.db_table} s ON s.id = t.station_id
-        JOIN {Election._meta.db_table} e ON e.id = s.election_id
-        WHERE t.key_hash = %(key_hash)s AND t.revoked_at IS NULL
-    )"""
+_DEVICE_BY_STATION = _DEVICE.format("WHERE s.id = %(station)s")
+_DEVICE_BY_TOKEN = _DEVICE.format(
+    f"JOIN {StationToken._meta.db_table} t ON t.station_id = s.id"
+    " WHERE t.key_hash = %(key_hash)s AND t.revoked_at IS NULL"
+)
 _ROUND_OPEN = Round.Status.OPEN.value
 
 _CHECK_IN = f"""
@@ -266,51 +266,54 @@ def check_in_by_token(*, key_hash: str, member_no: str) -> int | None:
     """Check a member in at the station of the device whose live token has this hash, in one statement.
 
     The round's number; None when nothing was written, for whatever reason (no such live token
-    included): the caller then authenticates the device and calls `check_in_voter`, which names it.
+    included): the caller then authenticates the device and calls `check_in_voter(at_once=False)`,
+    which names it.
     """
-    if connection.vendor != "postgresql":
-        return None
-    params = {**audit.entry_params(Action.VOTER_CHECKED_IN), "key_hash": key_hash, "member_no": member_no}
-    row = _at_once(_CHECK_IN_BY_TOKEN, {**params, "member": member_pseudonym(member_no)})
-    if row is None:
-        return None
-    audit.recorded()
-    return row[1]
+    done = _check_in_statement(_CHECK_IN_BY_TOKEN, member_no, key_hash=key_hash)
+    return None if done is None else done[0][1]
 
 
 def record_ballot_by_token(*, key_hash: str, ballot_id: Any, choice: str) -> bool:
     """Record a new ballot at the station of the device whose live token has this hash, in one
     statement. False when nothing was written (a replay included): the caller then authenticates
-    the device and calls `record_ballot`, which answers the replay or names the refusal."""
-    if connection.vendor != "postgresql":
-        return False
+    the device and calls `record_ballot(at_once=False)`, which answers the replay or names the refusal."""
     try:
         ballot_id = _parse_ballot_id(ballot_id)
     except Invalid:
         return False
-    params = {**audit.entry_params(Action.BALLOT_RECORDED), "key_hash": key_hash}
-    return _ballot_at_once(_BALLOT_BY_TOKEN, params, ballot_id, choice)
+    return _ballot_statement(_BALLOT_BY_TOKEN, ballot_id, choice, key_hash=key_hash)
 
 
 def _check_in_at_once(*, station: Station, member_no: str) -> tuple[CheckIn, Round] | None:
     """The check-in as one statement (PostgreSQL); None if it wrote nothing, for `_check_in` to explain."""
-    if connection.vendor != "postgresql":
+    done = _check_in_statement(_CHECK_IN_BY_STATION, member_no, station=station.id)
+    if done is None:
         return None
-    params = {**audit.entry_params(Action.VOTER_CHECKED_IN), "station": station.id, "member_no": member_no}
-    row = _at_once(_CHECK_IN_BY_STATION, {**params, "member": member_pseudonym(member_no)})
-    if row is None:
-        return None
-    round_id, number, member_id, checkin_id = row
+    (round_id, number, member_id, checkin_id), at = done
     round_ = Round.from_db(connection.alias, _ROUND_FIELDS, [round_id, station.election_id, number, _ROUND_OPEN])
-    checkin = CheckIn(id=checkin_id, round=round_, member_id=member_id, station=station, created_at=params["audit_at"])
+    checkin = CheckIn(id=checkin_id, round=round_, member_id=member_id, station=station, created_at=at)
     checkin._state.adding, checkin._state.db = False, connection.alias
-    audit.recorded()
     return checkin, round_
 
 
-def _ballot_at_once(sql: str, params: dict[str, Any], ballot_id: uuid.UUID, choice: str) -> bool:
-    params.update(id=ballot_id, choice=choice, special=list(SPECIAL_CHOICES))
-    if _at_once(sql, params) is None:
+def _check_in_statement(sql: str, member_no: str, **device: Any) -> tuple[tuple, Any] | None:
+    """(the statement's row, the check-in's time), or None when it wrote nothing or is not PostgreSQL's."""
+    if connection.vendor != "postgresql":
+        return None
+    params = {**audit.entry_params(Action.VOTER_CHECKED_IN), **device}
+    row = _at_once(sql, {**params, "member_no": member_no, "member": member_pseudonym(member_no)})
+    if row is None:
+        return None
+    audit.recorded()
+    return row, params["audit_at"]
+
+
+def _ballot_statement(sql: str, ballot_id: uuid.UUID, choice: str, **device: Any) -> bool:
+    """True when the ballot statement wrote the ballot; False when it did not or is not PostgreSQL's."""
+    if connection.vendor != "postgresql":
+        return False
+    params = {**audit.entry_params(Action.BALLOT_RECORDED), **device}
+    if _at_once(sql, {**params, "id": ballot_id, "choice": choice, "special": list(SPECIAL_CHOICES)}) is None:
         return False
     audit.recorded()
     return True
@@ -324,11 +327,7 @@ def _at_once(sql: str, params: dict[str, Any]) -> tuple | None:
     runs in a savepoint, so that a refused one leaves that transaction usable.
     """
     try:
-        if connection.in_atomic_block:
-            with transaction.atomic(), prepared_cursor() as cursor:
-                cursor.execute(sql, params)
-                return cursor.fetchone()
-        with prepared_cursor() as cursor:
+        with transaction.atomic() if connection.in_atomic_block else nullcontext(), prepared_cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone()
     except IntegrityError:
@@ -373,7 +372,7 @@ def _count_ballots(station: Station, round_: Round, count: int) -> None:
         raise NoVoterForBallot()
 
 
-def record_ballot(*, station: Station, ballot_id: Any, choice: str) -> bool:
+def record_ballot(*, station: Station, ballot_id: Any, choice: str, at_once: bool = True) -> bool:
     """Record one secret ballot; True when new, False for an identical replay (counted once).
 
     The id is the station's UUIDv4, so a retry after a lost answer is safe. The same id with another
@@ -384,10 +383,9 @@ def record_ballot(*, station: Station, ballot_id: Any, choice: str) -> bool:
     if station.mode != Station.Mode.ELECTRONIC:
         raise WrongMode("A paper station reports its count as a return, not ballots.")
     ballot_id = _parse_ballot_id(ballot_id)
-    if connection.vendor == "postgresql":
-        params = {**audit.entry_params(Action.BALLOT_RECORDED), "station": station.id}
-        if _ballot_at_once(_BALLOT_BY_STATION, params, ballot_id, choice):
-            return True
+    # at_once=False: the caller has just run the one statement (`record_ballot_by_token`) and it wrote nothing.
+    if at_once and _ballot_statement(_BALLOT_BY_STATION, ballot_id, choice, station=station.id):
+        return True
     return _record_ballot(station=station, ballot_id=ballot_id, choice=choice)
 
 
