@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from django.conf import settings
@@ -59,8 +59,11 @@ def reset() -> None:
 
 def member_pseudonym(member_no: str) -> str:
     """HMAC-SHA256(server secret, member number), hex: how a member appears in the public log."""
-    key = (
-        settings.KALPI_PSEUDONYM_KEY.encode()
-        or hmac.new(settings.SECRET_KEY.encode(), b"kalpi.audit.pseudonym", hashlib.sha256).digest()
-    )
+    key = _pseudonym_key(settings.KALPI_PSEUDONYM_KEY, settings.SECRET_KEY)
     return hmac.new(key, member_no.encode(), hashlib.sha256).hexdigest()
+
+
+@lru_cache(maxsize=4)
+def _pseudonym_key(configured: str, secret: str) -> bytes:
+    # Derived once per setting, not once per check-in; keyed by both, so a changed setting takes effect.
+    return configured.encode() or hmac.new(secret.encode(), b"kalpi.audit.pseudonym", hashlib.sha256).digest()

@@ -69,6 +69,7 @@ import json
 import os
 import platform
 import pstats
+import random
 import shutil
 import signal
 import socket
@@ -546,6 +547,142 @@ def bench_member_saves(writes: int, block: int, results: Results) -> None:
             _goal(ratio < GOAL_WRITE_RATIO, f"< {GOAL_WRITE_RATIO}x"),
         )
     )
+
+
+def bench_station_writes(writes: int, block: int, results: Results) -> None:
+    """The station API's own audited writes against the same writes without their entries.
+
+    A check-in and a ballot as the API makes them (`check_in_by_token`, `record_ballot_by_token`: one
+    prepared statement each, in autocommit, the device found by its token's hash in the statement),
+    against the very same statement text with its audit CTEs taken out, run through the same kind of
+    cursor. The reference therefore does everything the vote does (the device, the open round, the
+    elector or the choice, the station's counter, the row) but write its entry.
+    """
+    import uuid
+
+    from django.db import connection
+    from django.utils import timezone
+
+    from audit.models import Entry
+    from ballots.models import SPECIAL_CHOICES, Elector
+    from ballots.services import setup, station
+    from config.db import prepared_cursor
+    from members.fake_roster import roster_csv_bytes
+    from members.services import import_roster
+
+    blocks = max(1, writes // block)
+    n = blocks * block
+    warm = 200
+    # About 85% of the fake roster is eligible at the cutoff; every check-in needs its own elector.
+    report = import_roster(stream=io.BytesIO(roster_csv_bytes(int((2 * (n + warm)) / 0.8) + 1000)), actor="bench")
+    if not report.ok:
+        raise BenchError(report.summary())
+    candidates = ["yachimovich", "peretz", "herzog", "braverman"]
+    election, _ = setup.load_election(
+        data={
+            "slug": "audit-bench", "name": "Audit benchmark", "roster_cutoff": "2011-06-30",
+            "require_dues": False, "candidates": [{"code": c, "name": c.title()} for c in candidates],
+            "stations": [{"code": "st-001", "name": "Station 1", "mode": "electronic", "branches": []}],
+            "rule": {"method": "two_round", "threshold_percent": "40", "threshold_base": "valid",
+                     "quorum_percent": None, "advance": 2, "tie_break": "lot"},
+            "rounds": [{"number": 1, "opens_at": "2011-09-12T07:00:00+03:00",
+                        "closes_at": "2011-09-12T22:00:00+03:00"}],
+            "runoff_after_days": 7, "certifications_required": 2,
+        },
+        actor="bench",
+    )  # fmt: skip
+    setup.freeze_electorate(election=election, actor="bench")
+    setup.open_round(election=election, number=1, actor="bench")
+    _, token = setup.issue_station_token(station=election.stations.get(), actor="bench")
+    key_hash = setup.hash_key(token)
+    members = list(Elector.objects.filter(election=election).values_list("member__member_no", flat=True))
+    if len(members) < 2 * (n + warm):
+        raise BenchError(f"{len(members)} electors for {2 * (n + warm)} check-ins")
+    random.Random(7).shuffle(members)
+    pool = iter(members)
+    special = list(SPECIAL_CHOICES)
+
+    def without_entry(sql: str, entry: str) -> str:
+        bare = sql.replace("," + entry, "", 1)
+        if bare == sql:
+            raise BenchError("the statement's audit CTEs were not found in it")
+        return bare
+
+    checkin_sql = without_entry(station._CHECK_IN_BY_TOKEN, station._CHECK_IN_ENTRY)
+    ballot_sql = without_entry(station._BALLOT_BY_TOKEN, station._BALLOT_ENTRY)
+
+    def checkin_reference(k: int) -> float:
+        start = time.perf_counter()
+        for _ in range(k):
+            with prepared_cursor() as cursor:
+                cursor.execute(
+                    checkin_sql, {"key_hash": key_hash, "member_no": next(pool), "audit_at": timezone.now()}
+                )
+                if cursor.fetchone() is None:
+                    raise BenchError("a reference check-in wrote nothing")
+        return time.perf_counter() - start
+
+    def checkin_audited(k: int) -> float:
+        start = time.perf_counter()
+        for _ in range(k):
+            if station.check_in_by_token(key_hash=key_hash, member_no=next(pool)) is None:
+                raise BenchError("an audited check-in wrote nothing")
+        return time.perf_counter() - start
+
+    def ballot_reference(k: int) -> float:
+        start = time.perf_counter()
+        for i in range(k):
+            params = {"key_hash": key_hash, "id": uuid.uuid4(), "choice": candidates[i % 4], "special": special}
+            with prepared_cursor() as cursor:
+                cursor.execute(ballot_sql, params)
+                if cursor.fetchone() is None:
+                    raise BenchError("a reference ballot wrote nothing")
+        return time.perf_counter() - start
+
+    def ballot_audited(k: int) -> float:
+        start = time.perf_counter()
+        for i in range(k):
+            if not station.record_ballot_by_token(key_hash=key_hash, ballot_id=uuid.uuid4(), choice=candidates[i % 4]):
+                raise BenchError("an audited ballot wrote nothing")
+        return time.perf_counter() - start
+
+    if connection.in_atomic_block:
+        raise BenchError("the station's writes run in autocommit")
+    entries_before = Entry.objects.count()
+    pairs = [
+        ("station check-in, the API's statement without its audit CTEs (reference)", checkin_reference,
+         "the same check-in with its entry (`check_in_by_token`), autocommit", checkin_audited),
+        ("station ballot, the API's statement without its audit CTEs (reference)", ballot_reference,
+         "the same ballot with its entry (`record_ballot_by_token`), autocommit", ballot_audited),
+    ]  # fmt: skip
+    log(f"append: {blocks} x {block} of each station write, with and without its entry, interleaved")
+    with no_integration_on_commit():
+        for ref_name, reference, aud_name, audited in pairs:
+            reference(warm)
+            audited(warm)
+            ref_times, aud_times = [], []
+            for _, reference_first in _interleaved(blocks):
+                if reference_first:
+                    ref_times.append(reference(block))
+                    aud_times.append(audited(block))
+                else:
+                    aud_times.append(audited(block))
+                    ref_times.append(reference(block))
+            ref_s, aud_s = sum(ref_times), sum(aud_times)
+            median = statistics.median(a / r for a, r in zip(aud_times, ref_times, strict=True))
+            results.add(Row(ref_name, n, ref_s, f"{ref_s / n * 1e6:.0f} µs/write"))
+            results.add(
+                Row(
+                    aud_name,
+                    n,
+                    aud_s,
+                    f"{aud_s / n * 1e6:.0f} µs/write; {n / aud_s:,.0f} entries/s",
+                    f"{aud_s / ref_s:.2f}x (median of {blocks} block pairs {median:.2f}x)",
+                    _goal(aud_s / ref_s < GOAL_WRITE_RATIO, f"< {GOAL_WRITE_RATIO}x"),
+                )
+            )
+    if Entry.objects.count() - entries_before != 2 * (n + warm):
+        raise BenchError("the audited station writes did not leave one entry each")
 
 
 def bench_integration(results: Results) -> int:
@@ -1100,6 +1237,9 @@ def main() -> int:
     parser.add_argument("--log-size", type=int, default=1_000_000, help="entries in the verified log (1,000,000)")
     parser.add_argument("--checkpoint-every", type=int, default=1000, help="entries per checkpoint when growing")
     parser.add_argument("--member-writes", type=int, default=10_000, help="Member.save pairs (0 to skip)")
+    parser.add_argument(
+        "--station-writes", type=int, default=20_000, help="station check-ins and ballots, each (0 to skip)"
+    )
     parser.add_argument("--block", type=int, default=1000, help="transactions per timed block")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each verification case (median)")
     parser.add_argument("--profile-writes", type=int, default=2000, help="audited writes profiled")
@@ -1172,6 +1312,8 @@ def main() -> int:
         bench_checkins(args.entries, args.block, results, admin)
         if args.member_writes:
             bench_member_saves(args.member_writes, min(args.block, args.member_writes), results)
+        if args.station_writes:
+            bench_station_writes(args.station_writes, min(args.block, args.station_writes), results)
         bench_integration(results)
 
         size, checkpoints = grow_log(args.log_size, args.checkpoint_every, results)

@@ -88,8 +88,10 @@ def _celery_eager(request):
     if request.node.get_closest_marker("real_celery"):
         yield
         return
+    from audit.services import reset_integration_window
     from config.celery import app
 
+    reset_integration_window()  # a broker test just before may have left its window open
     saved = app.conf.task_always_eager, app.conf.task_eager_propagates
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
     yield

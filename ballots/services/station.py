@@ -198,6 +198,16 @@ _DEVICE_BY_TOKEN = _DEVICE.format(
     " WHERE t.key_hash = %(key_hash)s AND t.revoked_at IS NULL"
 )
 _ROUND_OPEN = Round.Status.OPEN.value
+# Each statement's audit entry (bench/audit.py times the statements with and without them).
+_CHECK_IN_ENTRY = audit.entries_sql(
+    "counted, checkin", actor="counted.code",
+    payload="jsonb_build_object('election', counted.slug, 'round', counted.number, 'station', counted.code,"
+    " 'member', %(member)s::text)",
+)  # fmt: skip
+_BALLOT_ENTRY = audit.entries_sql(
+    "counted, ballot", actor="counted.code",
+    payload="jsonb_build_object('election', counted.slug, 'round', counted.number, 'station', counted.code)",
+)  # fmt: skip
 
 _CHECK_IN = f"""
     open_round AS (
@@ -220,12 +230,7 @@ _CHECK_IN = f"""
     checkin AS (
         INSERT INTO {CheckIn._meta.db_table} (round_id, member_id, station_id, created_at)
         SELECT round_id, member_id, station_id, %(audit_at)s FROM counted RETURNING id
-    ),
-    {audit.entries_sql(
-        "counted, checkin", actor="counted.code",
-        payload="jsonb_build_object('election', counted.slug, 'round', counted.number, 'station', counted.code,"
-        " 'member', %(member)s::text)",
-    )}
+    ),{_CHECK_IN_ENTRY}
     SELECT counted.round_id, counted.number, counted.member_id, checkin.id FROM counted, checkin"""
 _CHECK_IN_BY_STATION = f"WITH {_DEVICE_BY_STATION}, {_CHECK_IN}"
 _CHECK_IN_BY_TOKEN = f"WITH {_DEVICE_BY_TOKEN}, {_CHECK_IN}"
@@ -252,11 +257,7 @@ _BALLOT = f"""
     ballot AS (
         INSERT INTO {OpenBallot._meta.db_table} (id, round_id, station_id, choice)
         SELECT %(id)s, round_id, station_id, %(choice)s FROM counted RETURNING id
-    ),
-    {audit.entries_sql(
-        "counted, ballot", actor="counted.code",
-        payload="jsonb_build_object('election', counted.slug, 'round', counted.number, 'station', counted.code)",
-    )}
+    ),{_BALLOT_ENTRY}
     SELECT counted.number FROM counted, ballot"""
 _BALLOT_BY_STATION = f"WITH {_DEVICE_BY_STATION}, {_BALLOT}"
 _BALLOT_BY_TOKEN = f"WITH {_DEVICE_BY_TOKEN}, {_BALLOT}"

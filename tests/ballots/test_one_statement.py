@@ -60,7 +60,11 @@ def test_the_token_check_in_and_ballot_are_prepared_once_per_connection(election
     def prepared() -> list[str]:
         with connection.cursor() as cursor:
             cursor.execute("SELECT statement FROM pg_prepared_statements ORDER BY prepare_time")
-            return [row[0] for row in cursor.fetchall()]
+            statements = [row[0] for row in cursor.fetchall()]
+        # The election's set-up recorded its entries through audit.record, itself prepared once.
+        recorded = [s for s in statements if s.lstrip().startswith("WITH entry AS")]
+        assert len(recorded) <= 1
+        return [s for s in statements if s not in recorded]
 
     assert check_in(tlv, "1001").status_code == 201
     assert cast(tlv, "yachimovich").status_code == 201
