@@ -29,6 +29,7 @@ PROGRESS_EVERY = 10_000
 IMPORT_WORK_MEM = "64MB"
 
 _STAGING = "roster_staging"
+_MEMBER_NO_HASH = "hashtextextended(member_no, 0)"
 _STAGING_COLUMNS = (
     "line",
     "member_no",
@@ -202,10 +203,15 @@ def _stage_in_server(cursor, stream: BinaryIO, report: ImportReport, on_progress
             with cursor.copy(copy_sql) as copy:
                 for chunk in roster_copy.plain_chunks(stream, columns, on_chunk=on_chunk):
                     copy.write(chunk)
-            cursor.execute(f"SELECT COUNT(*), COUNT(DISTINCT member_no) FROM {_STAGING}")
+            # Distinct 64-bit hashes sort faster than the numbers as text, most of all for a file not
+            # in member-number order (1,000,000 rows: 0.2 s against 0.6 s). A number twice gives fewer
+            # hashes, and so could two numbers of one hash: then the numbers themselves decide.
+            cursor.execute(f"SELECT COUNT(*), COUNT(DISTINCT {_MEMBER_NO_HASH}) FROM {_STAGING}")
             rows, distinct = cursor.fetchone()
             if rows != distinct:
-                raise roster_copy.NotPlain("a member number twice")  # RosterReader names the lines
+                cursor.execute(f"SELECT COUNT(DISTINCT member_no) FROM {_STAGING}")
+                if cursor.fetchone()[0] != rows:
+                    raise roster_copy.NotPlain("a member number twice")  # RosterReader names the lines
             cursor.execute(f"ANALYZE {_STAGING}")
     except (roster_copy.NotPlain, psycopg.Error, DatabaseError):
         # psycopg.Error: Django wraps execute()'s errors, not copy()'s (an impossible date, a wrong

@@ -186,3 +186,20 @@ def test_a_merge_whose_counts_do_not_add_up_writes_nothing(small_roster, monkeyp
     with pytest.raises(DatabaseError, match="track_counts"):
         import_roster(actor="rina", stream=csv_stream(corrected))
     assert snapshot() == before
+
+
+@pytest.mark.parametrize("collide", [False, True], ids=["hashes", "every-hash-collides"])
+def test_the_repeated_number_check_does_not_trust_a_hash_alone(db, monkeypatch, collide):
+    # On PostgreSQL the fast path counts distinct hashes of the member numbers; numbers that share a
+    # hash must not pass for a number twice, and a number twice must not pass whatever the hash.
+    if not is_postgres():
+        pytest.skip("the fast path is PostgreSQL's")
+    from members import services
+
+    if collide:
+        monkeypatch.setattr(services, "_MEMBER_NO_HASH", "length(member_no)")
+    report = import_roster(actor="rina", stream=csv_stream(SMALL_ROSTER))
+    assert (report.created, report.rejected) == (7, 0)
+    twice = SMALL_ROSTER + "1003,Isaac,Herzog,tel-aviv,1997-01-01,active,2012-01-01,,\n"
+    report = import_roster(actor="rina", stream=csv_stream(twice))
+    assert not report.ok and any("also on line" in error.reason for error in report.errors)
