@@ -32,6 +32,12 @@ What it does, in one run, on PostgreSQL:
    Also a second, smaller pair (`--member-writes`): `Member.save()` of an existing member against
    `members.services.save_member(...)`, the admin's audited edit, which saves the same member and
    records member.changed.
+   First of all (`--station-writes` of each): the station API's own audited writes, a check-in and
+   a ballot (`ballots.services.station.check_in_by_token`, `record_ballot_by_token`: one prepared
+   statement each, in autocommit, the device found by its token in the statement), against the same
+   statement text with its audit CTEs taken out, in an election of its own (roster import, one
+   station, an open round, a token). The reference does all the vote does but write the entry. These
+   run first because setting up their election integrates and signs what is pending.
 2. Integrate: `audit.services.integrate_pending()` over everything step 1 left pending, timed (it
    signs one checkpoint at the end, as it does in production).
 3. Verify: grows the log to `--log-size` entries (Entry and PendingEntry `bulk_create`, check-in
