@@ -112,7 +112,8 @@ def import_roster(
 
     All or nothing, in one transaction: any bad row (or a crash, or a kill) leaves the roster exactly
     as it was. The rows go into a temporary staging table, are checked there for repeated member
-    numbers, then merged by two set-based statements that touch only the members whose data changed.
+    numbers, then merged by set-based statements that touch only the members whose data changed (on
+    PostgreSQL one MERGE into a roster that has members; an INSERT into an empty one).
     On PostgreSQL, with a seekable file, a plain file goes to COPY as its own bytes once each chunk is
     proven plainly good (`roster_copy`); if anything in it is not, the file is read again by
     `RosterReader`, which names every bad row (then COPY of its rows on PostgreSQL, batched inserts
