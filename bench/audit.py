@@ -334,6 +334,19 @@ def no_integration_on_commit():
         yield stand_in
 
 
+def _time_pair(reference, audited, blocks: int, block: int) -> tuple[list[float], list[float]]:
+    """Seconds per block of `block` writes, of each, the two interleaved ABBA."""
+    ref_times, aud_times = [], []
+    for _, reference_first in _interleaved(blocks):
+        if reference_first:
+            ref_times.append(reference(block))
+            aud_times.append(audited(block))
+        else:
+            aud_times.append(audited(block))
+            ref_times.append(reference(block))
+    return ref_times, aud_times
+
+
 def _interleaved(blocks: int):
     """ABBA order: block k runs the reference first when k % 4 in (0, 3), so neither always goes first."""
     for k in range(blocks):
@@ -528,16 +541,9 @@ def bench_member_saves(writes: int, block: int, results: Results) -> None:
         reference(100)
         audited(100)
     blocks = max(1, writes // block)
-    ref_times, aud_times = [], []
     log(f"append: {blocks} x {block} member saves, with and without save_member's entry")
     with no_integration_on_commit():
-        for _, reference_first in _interleaved(blocks):
-            if reference_first:
-                ref_times.append(reference(block))
-                aud_times.append(audited(block))
-            else:
-                aud_times.append(audited(block))
-                ref_times.append(reference(block))
+        ref_times, aud_times = _time_pair(reference, audited, blocks, block)
     n = blocks * block
     ref_s, aud_s = sum(ref_times), sum(aud_times)
     ratio = aud_s / ref_s
@@ -617,32 +623,32 @@ def bench_station_writes(writes: int, block: int, results: Results) -> None:
     checkin_sql = without_entry(station._CHECK_IN_BY_TOKEN, station._CHECK_IN_ENTRY)
     ballot_sql = without_entry(station._BALLOT_BY_TOKEN, station._BALLOT_ENTRY)
 
-    def checkin_reference(k: int) -> float:
-        start = time.perf_counter()
-        for _ in range(k):
-            with prepared_cursor() as cursor:
-                cursor.execute(
-                    checkin_sql, {"key_hash": key_hash, "member_no": next(pool), "audit_at": timezone.now()}
-                )
-                if cursor.fetchone() is None:
-                    raise BenchError("a reference check-in wrote nothing")
-        return time.perf_counter() - start
+    def reference(sql: str, params, what: str):
+        def run(k: int) -> float:
+            start = time.perf_counter()
+            for i in range(k):
+                with prepared_cursor() as cursor:
+                    cursor.execute(sql, params(i))
+                    if cursor.fetchone() is None:
+                        raise BenchError(f"a reference {what} wrote nothing")
+            return time.perf_counter() - start
+
+        return run
+
+    checkin_reference = reference(
+        checkin_sql, lambda i: {"key_hash": key_hash, "member_no": next(pool), "audit_at": timezone.now()}, "check-in"
+    )
+    ballot_reference = reference(
+        ballot_sql,
+        lambda i: {"key_hash": key_hash, "id": uuid.uuid4(), "choice": candidates[i % 4], "special": special},
+        "ballot",
+    )
 
     def checkin_audited(k: int) -> float:
         start = time.perf_counter()
         for _ in range(k):
             if station.check_in_by_token(key_hash=key_hash, member_no=next(pool)) is None:
                 raise BenchError("an audited check-in wrote nothing")
-        return time.perf_counter() - start
-
-    def ballot_reference(k: int) -> float:
-        start = time.perf_counter()
-        for i in range(k):
-            params = {"key_hash": key_hash, "id": uuid.uuid4(), "choice": candidates[i % 4], "special": special}
-            with prepared_cursor() as cursor:
-                cursor.execute(ballot_sql, params)
-                if cursor.fetchone() is None:
-                    raise BenchError("a reference ballot wrote nothing")
         return time.perf_counter() - start
 
     def ballot_audited(k: int) -> float:
@@ -666,14 +672,7 @@ def bench_station_writes(writes: int, block: int, results: Results) -> None:
         for ref_name, reference, aud_name, audited in pairs:
             reference(warm)
             audited(warm)
-            ref_times, aud_times = [], []
-            for _, reference_first in _interleaved(blocks):
-                if reference_first:
-                    ref_times.append(reference(block))
-                    aud_times.append(audited(block))
-                else:
-                    aud_times.append(audited(block))
-                    ref_times.append(reference(block))
+            ref_times, aud_times = _time_pair(reference, audited, blocks, block)
             ref_s, aud_s = sum(ref_times), sum(aud_times)
             median = statistics.median(a / r for a, r in zip(aud_times, ref_times, strict=True))
             results.add(Row(ref_name, n, ref_s, f"{ref_s / n * 1e6:.0f} µs/write"))
