@@ -108,7 +108,8 @@ else:
     # One test database per test run, so two runs against one server do not drop each other's.
     _default_db["TEST"] = {"NAME": f"test_{_default_db['NAME']}_{os.getpid()}"}
     # psycopg prepares only what config.db.prepared_cursor asks it to (the station API's few hot
-    # statements); Django's own queries are never prepared. None would turn preparing off entirely.
+    # statements, the audit entry of audit.record); Django's own queries are never prepared. None
+    # would turn preparing off entirely.
     _default_db.setdefault("OPTIONS", {})["prepare_threshold"] = PREPARE_ONLY_WHEN_ASKED
 DATABASES = {"default": _default_db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
