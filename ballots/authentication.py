@@ -25,10 +25,7 @@ class StationDevice:
         """The device's station, looked up now if it has not been in this request; a token that is no
         longer live is refused here (AuthenticationFailed: a 401)."""
         if self._station is None:
-            found = device(self.key_hash)
-            if found is None:
-                _seen_live.discard(self.key_hash)
-                raise exceptions.AuthenticationFailed(_REFUSED)
+            found = _live_device(self.key_hash)
             self._station, self.token_id = found._station, found.token_id
         return self._station
 
@@ -68,6 +65,16 @@ def device(key_hash: str) -> StationDevice | None:
     return StationDevice(key_hash, station=station, token_id=row[0])
 
 
+def _live_device(key_hash: str) -> StationDevice:
+    """The device of a live token; AuthenticationFailed (401) otherwise, and the hash is no longer
+    taken for live."""
+    found = device(key_hash)
+    if found is None:
+        _seen_live.discard(key_hash)
+        raise exceptions.AuthenticationFailed(_REFUSED)
+    return found
+
+
 _REFUSED = "The token is not valid or has been revoked."
 # Hashes of tokens this process has found live (a few per station); see StationTokenAuthentication.
 _seen_live: set[str] = set()
@@ -95,10 +102,7 @@ class StationTokenAuthentication(authentication.BaseAuthentication):
         view = request.parser_context.get("view") if request.parser_context else None
         if key_hash in _seen_live and getattr(view, "token_checked_by_write", False):
             return StationDevice(key_hash), None
-        found = device(key_hash)
-        if found is None:
-            _seen_live.discard(key_hash)
-            raise exceptions.AuthenticationFailed(_REFUSED)
+        found = _live_device(key_hash)
         if len(_seen_live) >= _SEEN_LIVE_MAX:
             _seen_live.clear()
         _seen_live.add(key_hash)

@@ -347,9 +347,10 @@ def _find_repeated_member_numbers(cursor, report: ImportReport) -> None:
         report.errors.sort(key=lambda e: e.line)
 
 
-def _changed_predicate() -> str:
+def _changed_predicate(branch_id: str = "b.id") -> str:
+    """Whether member `m` differs from file row `s`, whose branch's id is the expression `branch_id`."""
     parts = [f"m.{c} IS DISTINCT FROM s.{c}" for c in _COMPARED]
-    parts.append("m.branch_id IS DISTINCT FROM b.id")
+    parts.append(f"m.branch_id IS DISTINCT FROM {branch_id}")
     return " OR ".join(parts)
 
 
@@ -382,7 +383,13 @@ def _merge(cursor, report: ImportReport) -> None:
     report.branches_created = cursor.rowcount
     if connection.vendor == "postgresql" and _has_rows(cursor, Member._meta.db_table):
         _merge_postgres(cursor, report, now)
-        return
+    else:
+        _update_then_insert(cursor, report, now)
+    report.unchanged = report.rows - report.created - report.updated
+
+
+def _update_then_insert(cursor, report: ImportReport, now) -> None:
+    """SQLite's merge, and PostgreSQL's into an empty roster (whose keys are built after the INSERT)."""
     # Only rows whose data differ are written: a re-import of the same export touches nothing.
     assignments = ", ".join(f"{c} = s.{c}" for c in _COMPARED)
     cursor.execute(
@@ -403,7 +410,6 @@ def _merge(cursor, report: ImportReport) -> None:
             [now],
         )
         report.created = cursor.rowcount
-    report.unchanged = report.rows - report.created - report.updated
 
 
 _WRITTEN_IN_TRANSACTION = """
@@ -427,7 +433,7 @@ def _merge_postgres(cursor, report: ImportReport, now) -> None:
     fields = ", ".join(("member_no", *_COMPARED))
     cursor.execute(
         f"""MERGE INTO members_member AS m USING ({source}) AS s ON m.member_no = s.member_no
-            WHEN MATCHED AND ({_changed_predicate().replace("b.id", "s.branch_id")}) THEN UPDATE
+            WHEN MATCHED AND ({_changed_predicate("s.branch_id")}) THEN UPDATE
                 SET {", ".join(f"{c} = s.{c}" for c in _COMPARED)}, branch_id = s.branch_id, updated_at = %(now)s
             WHEN NOT MATCHED THEN INSERT ({fields}, branch_id, updated_at)
                 VALUES (s.member_no, {", ".join(f"s.{c}" for c in _COMPARED)}, s.branch_id, %(now)s)""",
@@ -442,7 +448,6 @@ def _merge_postgres(cursor, report: ImportReport, now) -> None:
             f"The roster merge wrote {written} members but PostgreSQL counted {report.created} + {report.updated}:"
             " the import needs track_counts on."
         )
-    report.unchanged = report.rows - report.created - report.updated
 
 
 @contextmanager
