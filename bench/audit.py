@@ -1055,6 +1055,31 @@ def what_if(writes: int, block: int, results: Results) -> None:
                 cursor.execute(WHAT_IF_ONE_STATEMENT, [action, station, json.dumps(payload), now])
         return time.perf_counter() - start
 
+    def with_the_commit(n: int, pipelined: bool) -> float:
+        # The entry travels with the COMMIT, in the round trip the transaction makes anyway: either a
+        # pipeline (the entry prepared, then COMMIT, one Sync) or one simple query "entry; COMMIT"
+        # with the values bound in the client. Django's commit then finds the transaction closed.
+        import psycopg
+
+        raw = connection.connection
+        start = time.perf_counter()
+        for _ in range(n):
+            m = next(member)
+            station = f"S{m % STATIONS:03d}"
+            with transaction.atomic(), connection.cursor() as cursor:
+                now = timezone.now()
+                cursor.execute(CHECKIN_INSERT, [1, m, station, now])
+                payload = checkin_payload(1, m, station)
+                canonical_bytes(payload)
+                params = [action, station, json.dumps(payload), now]
+                if pipelined:
+                    with raw.pipeline(), raw.cursor() as c:
+                        c.execute(WHAT_IF_ONE_STATEMENT, params, prepare=True)
+                        c.execute("COMMIT")
+                else:
+                    psycopg.ClientCursor(raw).execute(WHAT_IF_ONE_STATEMENT + "; COMMIT", params)
+        return time.perf_counter() - start
+
     def select_1(n: int) -> float:
         start = time.perf_counter()
         with connection.cursor() as cursor:
@@ -1076,6 +1101,8 @@ def what_if(writes: int, block: int, results: Results) -> None:
         "INSERT + record() (Kalpi)": app,
         "INSERT + the same two rows, raw SQL, 2 statements": two_statements,
         "INSERT + the same two rows, raw SQL, 1 statement (CTE)": one_statement,
+        "INSERT + that statement sent with the COMMIT, pipelined": lambda n: with_the_commit(n, True),
+        "INSERT + that statement and COMMIT as one simple query": lambda n: with_the_commit(n, False),
         "SELECT 1 (one round trip, no transaction)": select_1,
         "empty transaction (BEGIN, SELECT 1, COMMIT)": empty_transaction,
     }
