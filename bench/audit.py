@@ -1028,7 +1028,8 @@ def what_if(writes: int, block: int, results: Results) -> None:
                 services.record(action=Action.VOTER_CHECKED_IN, actor=station, payload=checkin_payload(1, m, station))
         return time.perf_counter() - start
 
-    def two_statements(n: int) -> float:
+    def raw(n: int, write_entry) -> float:
+        """The reference's INSERT, then the entry's two rows as `write_entry(cursor, params)` writes them."""
         start = time.perf_counter()
         for _ in range(n):
             m = next(member)
@@ -1038,47 +1039,29 @@ def what_if(writes: int, block: int, results: Results) -> None:
                 cursor.execute(CHECKIN_INSERT, [1, m, station, now])
                 payload = checkin_payload(1, m, station)
                 canonical_bytes(payload)
-                cursor.execute(WHAT_IF_ENTRY, [action, station, json.dumps(payload), now])
-                cursor.execute(WHAT_IF_PENDING, [cursor.fetchone()[0]])
+                write_entry(cursor, [action, station, json.dumps(payload), now])
         return time.perf_counter() - start
 
-    def one_statement(n: int) -> float:
-        start = time.perf_counter()
-        for _ in range(n):
-            m = next(member)
-            station = f"S{m % STATIONS:03d}"
-            with transaction.atomic(), connection.cursor() as cursor:
-                now = timezone.now()
-                cursor.execute(CHECKIN_INSERT, [1, m, station, now])
-                payload = checkin_payload(1, m, station)
-                canonical_bytes(payload)
-                cursor.execute(WHAT_IF_ONE_STATEMENT, [action, station, json.dumps(payload), now])
-        return time.perf_counter() - start
+    def two_statements(cursor, params) -> None:
+        cursor.execute(WHAT_IF_ENTRY, params)
+        cursor.execute(WHAT_IF_PENDING, [cursor.fetchone()[0]])
 
-    def with_the_commit(n: int, pipelined: bool) -> float:
-        # The entry travels with the COMMIT, in the round trip the transaction makes anyway: either a
-        # pipeline (the entry prepared, then COMMIT, one Sync) or one simple query "entry; COMMIT"
-        # with the values bound in the client. Django's commit then finds the transaction closed.
+    def one_statement(cursor, params) -> None:
+        cursor.execute(WHAT_IF_ONE_STATEMENT, params)
+
+    # The entry travels with the COMMIT, in the round trip the transaction makes anyway: either a
+    # pipeline (the entry prepared, then COMMIT, one Sync: leaving the block after a commit() would
+    # send a second one) or one simple query "entry; COMMIT" with the values bound in the client.
+    # Django's commit then finds the transaction closed.
+    def pipelined_with_the_commit(cursor, params) -> None:
+        with connection.connection.pipeline(), connection.connection.cursor() as c:
+            c.execute(WHAT_IF_ONE_STATEMENT, params, prepare=True)
+            c.execute("COMMIT")
+
+    def simple_query_with_the_commit(cursor, params) -> None:
         import psycopg
 
-        raw = connection.connection
-        start = time.perf_counter()
-        for _ in range(n):
-            m = next(member)
-            station = f"S{m % STATIONS:03d}"
-            with transaction.atomic(), connection.cursor() as cursor:
-                now = timezone.now()
-                cursor.execute(CHECKIN_INSERT, [1, m, station, now])
-                payload = checkin_payload(1, m, station)
-                canonical_bytes(payload)
-                params = [action, station, json.dumps(payload), now]
-                if pipelined:
-                    with raw.pipeline(), raw.cursor() as c:
-                        c.execute(WHAT_IF_ONE_STATEMENT, params, prepare=True)
-                        c.execute("COMMIT")
-                else:
-                    psycopg.ClientCursor(raw).execute(WHAT_IF_ONE_STATEMENT + "; COMMIT", params)
-        return time.perf_counter() - start
+        psycopg.ClientCursor(connection.connection).execute(WHAT_IF_ONE_STATEMENT + "; COMMIT", params)
 
     def select_1(n: int) -> float:
         start = time.perf_counter()
@@ -1099,10 +1082,10 @@ def what_if(writes: int, block: int, results: Results) -> None:
     cases = {
         "reference INSERT": reference,
         "INSERT + record() (Kalpi)": app,
-        "INSERT + the same two rows, raw SQL, 2 statements": two_statements,
-        "INSERT + the same two rows, raw SQL, 1 statement (CTE)": one_statement,
-        "INSERT + that statement sent with the COMMIT, pipelined": lambda n: with_the_commit(n, True),
-        "INSERT + that statement and COMMIT as one simple query": lambda n: with_the_commit(n, False),
+        "INSERT + the same two rows, raw SQL, 2 statements": lambda n: raw(n, two_statements),
+        "INSERT + the same two rows, raw SQL, 1 statement (CTE)": lambda n: raw(n, one_statement),
+        "INSERT + that statement sent with the COMMIT, pipelined": lambda n: raw(n, pipelined_with_the_commit),
+        "INSERT + that statement and COMMIT as one simple query": lambda n: raw(n, simple_query_with_the_commit),
         "SELECT 1 (one round trip, no transaction)": select_1,
         "empty transaction (BEGIN, SELECT 1, COMMIT)": empty_transaction,
     }
