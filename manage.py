@@ -20,7 +20,9 @@ def _before_exit() -> None:
     """The command is done and the process ends: close the database connections, then keep the
     interpreter's shutdown from walking every object Django loaded (gc.freeze): that walk took 0.1-0.2 s
     of every command (docs/benchmarks.md). The memory goes back with the process."""
-    if "django.db" in sys.modules:
+    from django.conf import settings
+
+    if settings.configured:  # not when the settings themselves failed: their error stands alone
         from django.db import connections
 
         connections.close_all()

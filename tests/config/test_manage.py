@@ -43,6 +43,19 @@ def test_a_command_keeps_its_exit_status_and_output_through_manage_py(tmp_path):
     assert Member.objects.count() == 7
 
 
+def test_a_bad_setting_stops_manage_py_with_its_own_error_alone():
+    """The closing of connections after a command must not add an error of its own when the settings
+    themselves failed: the sentence naming the variable stays the last line, in one traceback."""
+    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "SECRET_KEY", "DEBUG")}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=BASE_DIR, env={**clean, "DEBUG": "0"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.count("Traceback") == 1
+    assert result.stderr.strip().splitlines()[-1].endswith("SECRET_KEY must be set when DEBUG is off.")
+
+
 def _registered(tag: str):
     """A check that always fails, registered under `tag` for the test only."""
 
