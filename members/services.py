@@ -47,6 +47,10 @@ _STAGING_COLUMNS = (
 )
 # The member fields an import sets; a row counts as changed when any of them differs.
 _COMPARED = ("first_name", "last_name", "joined_on", "status", "dues_paid_until", "email", "phone")
+# The merge's pieces of SQL over `_COMPARED`, shared by its SQLite and PostgreSQL forms.
+_SET_COMPARED = ", ".join(f"{c} = s.{c}" for c in _COMPARED)
+_INSERTED_COLUMNS = ", ".join(("member_no", *_COMPARED))
+_FILE_VALUES = ", ".join(f"s.{c}" for c in ("member_no", *_COMPARED))
 
 ProgressCallback = Callable[[int, int], None]  # (bytes read, rows read)
 
@@ -391,20 +395,18 @@ def _merge(cursor, report: ImportReport) -> None:
 def _update_then_insert(cursor, report: ImportReport, now) -> None:
     """SQLite's merge, and PostgreSQL's into an empty roster (whose keys are built after the INSERT)."""
     # Only rows whose data differ are written: a re-import of the same export touches nothing.
-    assignments = ", ".join(f"{c} = s.{c}" for c in _COMPARED)
     cursor.execute(
         f"""UPDATE members_member AS m
-            SET {assignments}, branch_id = b.id, updated_at = %s
+            SET {_SET_COMPARED}, branch_id = b.id, updated_at = %s
             FROM {_STAGING} s JOIN members_branch b ON b.code = s.branch
             WHERE m.member_no = s.member_no AND ({_changed_predicate()})""",
         [now],
     )
     report.updated = cursor.rowcount
-    fields = ", ".join(("member_no", *_COMPARED))
     with _keys_built_after_if_empty(cursor, Member._meta.db_table):
         cursor.execute(
-            f"""INSERT INTO members_member ({fields}, branch_id, updated_at)
-                SELECT s.member_no, {", ".join(f"s.{c}" for c in _COMPARED)}, b.id, %s
+            f"""INSERT INTO members_member ({_INSERTED_COLUMNS}, branch_id, updated_at)
+                SELECT {_FILE_VALUES}, b.id, %s
                 FROM {_STAGING} s JOIN members_branch b ON b.code = s.branch
                 WHERE NOT EXISTS (SELECT 1 FROM members_member m WHERE m.member_no = s.member_no)""",
             [now],
@@ -430,13 +432,12 @@ def _merge_postgres(cursor, report: ImportReport, now) -> None:
     cursor.execute(_WRITTEN_IN_TRANSACTION, table)
     inserted_before, updated_before = cursor.fetchone()
     source = f"SELECT s.*, b.id AS branch_id FROM {_STAGING} s JOIN members_branch b ON b.code = s.branch"
-    fields = ", ".join(("member_no", *_COMPARED))
     cursor.execute(
         f"""MERGE INTO members_member AS m USING ({source}) AS s ON m.member_no = s.member_no
             WHEN MATCHED AND ({_changed_predicate("s.branch_id")}) THEN UPDATE
-                SET {", ".join(f"{c} = s.{c}" for c in _COMPARED)}, branch_id = s.branch_id, updated_at = %(now)s
-            WHEN NOT MATCHED THEN INSERT ({fields}, branch_id, updated_at)
-                VALUES (s.member_no, {", ".join(f"s.{c}" for c in _COMPARED)}, s.branch_id, %(now)s)""",
+                SET {_SET_COMPARED}, branch_id = s.branch_id, updated_at = %(now)s
+            WHEN NOT MATCHED THEN INSERT ({_INSERTED_COLUMNS}, branch_id, updated_at)
+                VALUES ({_FILE_VALUES}, s.branch_id, %(now)s)""",
         {"now": now},
     )
     written = cursor.rowcount

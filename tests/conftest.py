@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -209,6 +210,11 @@ def database_url() -> str:
     if connection.vendor == "sqlite":
         return f"sqlite:///{Path(s['NAME']).resolve()}"
     return f"postgres://{s['USER']}:{s['PASSWORD']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
+
+
+def second_process_env() -> dict[str, str]:
+    """The environment of a second process on the test database (a manage.py command)."""
+    return {**os.environ, "DATABASE_URL": database_url(), "SECRET_KEY": "test-only-key-for-a-second-process"}
 
 
 @pytest.fixture

@@ -9,23 +9,20 @@ from django.db.migrations.executor import MigrationExecutor
 from ballots.models import CheckIn, OpenBallot
 
 
-def index_columns(model) -> set[tuple[str, ...]]:
-    """The column lists of the table's plain indexes (not its primary key, not its unique constraints)."""
+def index_columns(model, *, unique: bool = False) -> set[tuple[str, ...]]:
+    """The column lists of the table's plain indexes, or with `unique` of its unique constraints (never
+    its primary key)."""
     with connection.cursor() as cursor:
-        found = connection.introspection.get_constraints(cursor, model._meta.db_table)
-    return {tuple(c["columns"]) for c in found.values() if c["index"] and not c["primary_key"] and not c["unique"]}
-
-
-def unique_columns(model) -> set[tuple[str, ...]]:
-    with connection.cursor() as cursor:
-        found = connection.introspection.get_constraints(cursor, model._meta.db_table)
-    return {tuple(c["columns"]) for c in found.values() if c["unique"] and not c["primary_key"]}
+        found = connection.introspection.get_constraints(cursor, model._meta.db_table).values()
+    if unique:
+        return {tuple(c["columns"]) for c in found if c["unique"] and not c["primary_key"]}
+    return {tuple(c["columns"]) for c in found if c["index"] and not c["primary_key"] and not c["unique"]}
 
 
 def assert_current():
     # A check-in's lookups by round go through the unique (round, member); the box of a station in a
     # round has one index, which its close reads and empties.
-    assert ("round_id", "member_id") in unique_columns(CheckIn)
+    assert ("round_id", "member_id") in index_columns(CheckIn, unique=True)
     assert index_columns(CheckIn) == {("member_id",), ("station_id",)}
     assert index_columns(OpenBallot) == {("round_id", "station_id")}
 

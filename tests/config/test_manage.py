@@ -13,16 +13,16 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 
 from members.models import Member
-from tests.conftest import SMALL_ROSTER, database_url
+from tests.conftest import SMALL_ROSTER, second_process_env
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
 
 def manage(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": database_url(), "SECRET_KEY": "test-only-key-for-a-second-process"}
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=120
-    )
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR, env=second_process_env(), capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
 
 
 @pytest.mark.django_db(transaction=True)

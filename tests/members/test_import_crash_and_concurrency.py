@@ -15,7 +15,7 @@ from django.db import IntegrityError, connection, connections, transaction
 from members.fake_roster import roster_csv_bytes
 from members.models import Member
 from members.services import import_roster
-from tests.conftest import SMALL_ROSTER, csv_stream, database_url, is_postgres, wait_for
+from tests.conftest import SMALL_ROSTER, csv_stream, database_url, is_postgres, second_process_env, wait_for
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,7 @@ def test_a_killed_import_leaves_the_roster_exactly_as_it_was(tmp_path):
 
     feeder = threading.Thread(target=feed)
     feeder.start()
-    env = {**os.environ, "DATABASE_URL": database_url(), "SECRET_KEY": "test-only-key-for-a-second-process"}
+    env = second_process_env()
     process = subprocess.Popen(
         [sys.executable, "manage.py", "import_roster", str(fifo)],
         cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -145,7 +145,7 @@ def test_a_first_import_killed_before_its_commit_leaves_the_keys_as_they_were(tm
     before = member_keys()
     path = tmp_path / "roster.csv"
     path.write_bytes(roster_csv_bytes(20_000))
-    env = {**os.environ, "DATABASE_URL": database_url(), "SECRET_KEY": "test-only-key-for-a-second-process"}
+    env = second_process_env()
     with psycopg.connect(database_url()) as blocker:  # a transaction of its own, open until the kill
         # The import's last write is its audit entry, after the members and their keys: it waits here.
         blocker.execute("LOCK TABLE audit_entry IN SHARE MODE")
