@@ -29,9 +29,9 @@ What it does, in one run, on PostgreSQL:
    A third case, interleaved with the two: the same INSERT and its entry written by one statement
    (`audit.services.entries_sql`), in its own `transaction.atomic()`, the form the station API's
    check-in and ballot take.
-   Also a second, smaller pair (`--member-writes`): `Member.save()` of an existing member against
-   `members.services.save_member(...)`, the admin's audited edit, which saves the same member and
-   records member.changed.
+   Also a second, smaller pair (`--member-writes`): `members.services.save_member(...)`, the admin's
+   audited edit (the member's UPDATE and its member.changed entry in one statement), against that
+   UPDATE alone with the same values, prepared, in its transaction; then against `Member.save()`.
    First of all (`--station-writes` of each): the station API's own audited writes, a check-in and
    a ballot (`ballots.services.station.check_in_by_token`, `record_ballot_by_token`: one prepared
    statement each, in autocommit, the device found by its token in the statement), against the same
@@ -490,15 +490,23 @@ def _verify_goal(seconds: float, size: int) -> str:
 
 
 def bench_member_saves(writes: int, block: int, results: Results) -> None:
+    """The admin's audited edit of a member against the same write without its entry.
+
+    `save_member()` writes the member's row and its entry in one prepared statement (PostgreSQL). The
+    reference is that statement's UPDATE alone (`members.services.UPDATE_MEMBER`), with the same
+    values (`member_row_params`), prepared, each in its own transaction. `Member.save()` in its
+    transaction, the ORM's way to write the same row, is timed against it too, for information.
+    """
     from datetime import date
 
     from django.db import transaction
 
+    from config.db import prepared_cursor
     from members.models import Branch, Member
-    from members.services import save_member
+    from members.services import UPDATE_MEMBER, member_row_params, save_member
 
     branch = Branch.objects.create(code="bench", name="Bench")
-    count = 2 * writes + 400
+    count = 4 * writes + 800  # each save takes the next member: 2 audited, 2 references
     Member.objects.bulk_create(
         [
             Member(
@@ -520,11 +528,25 @@ def bench_member_saves(writes: int, block: int, results: Results) -> None:
     pool = iter(members)
     statuses = [Member.Status.SUSPENDED, Member.Status.ACTIVE]
 
+    def next_member() -> Member:
+        member = next(pool)
+        member.status = statuses[member.pk % 2]
+        return member
+
     def reference(n: int) -> float:
         start = time.perf_counter()
         for _ in range(n):
-            member = next(pool)
-            member.status = statuses[member.pk % 2]
+            member = next_member()
+            with transaction.atomic(), prepared_cursor() as cursor:
+                cursor.execute(UPDATE_MEMBER, member_row_params(member, False))
+                if cursor.fetchone() is None:
+                    raise BenchError("a reference save wrote nothing")
+        return time.perf_counter() - start
+
+    def model_save(n: int) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            member = next_member()
             with transaction.atomic():
                 member.save()
         return time.perf_counter() - start
@@ -532,31 +554,43 @@ def bench_member_saves(writes: int, block: int, results: Results) -> None:
     def audited(n: int) -> float:
         start = time.perf_counter()
         for _ in range(n):
-            member = next(pool)
-            member.status = statuses[member.pk % 2]
-            save_member(member=member, changed_fields=["status"], actor="clerk")
+            save_member(member=next_member(), changed_fields=["status"], actor="clerk")
         return time.perf_counter() - start
 
     with no_integration_on_commit():
         reference(100)
-        audited(100)
+        model_save(100)
+        audited(200)
     blocks = max(1, writes // block)
-    log(f"append: {blocks} x {block} member saves, with and without save_member's entry")
+    n = blocks * block
+    log(f"append: {blocks} x {block} member saves, with and without save_member's entry; then Member.save()")
     with no_integration_on_commit():
         ref_times, aud_times = _time_pair(reference, audited, blocks, block)
-    n = blocks * block
-    ref_s, aud_s = sum(ref_times), sum(aud_times)
+        orm_times, orm_aud_times = _time_pair(model_save, audited, blocks, block)
+    ref_s, aud_s, orm_s, orm_aud_s = sum(ref_times), sum(aud_times), sum(orm_times), sum(orm_aud_times)
     ratio = aud_s / ref_s
     med_ratio = statistics.median(a / r for a, r in zip(aud_times, ref_times, strict=True))
-    results.add(Row("`Member.save()` in its transaction (reference)", n, ref_s, f"{ref_s / n * 1e6:.0f} µs/write"))
+    results.add(
+        Row("the member's UPDATE alone, prepared, in its transaction (reference)", n, ref_s,
+            f"{ref_s / n * 1e6:.0f} µs/write")
+    )  # fmt: skip
     results.add(
         Row(
-            "`save_member()`: the same save + `record()`",
+            "`save_member()`: the same UPDATE and its entry in one statement",
             n,
             aud_s,
             f"{aud_s / n * 1e6:.0f} µs/write",
             f"{ratio:.2f}x (median of {blocks} block pairs {med_ratio:.2f}x)",
             _goal(ratio < GOAL_WRITE_RATIO, f"< {GOAL_WRITE_RATIO}x"),
+        )
+    )
+    results.add(
+        Row(
+            "`Member.save()` in its transaction (the ORM's write of the same row)",
+            n,
+            orm_s,
+            f"{orm_s / n * 1e6:.0f} µs/write",
+            f"`save_member()` in the same blocks: {orm_aud_s / n * 1e6:.0f} µs/write, {orm_aud_s / orm_s:.2f}x",
         )
     )
 

@@ -134,3 +134,60 @@ def test_the_pending_queue_has_no_database_key_to_check_at_commit(db):
             "SELECT count(*) FROM pg_constraint WHERE conrelid = 'audit_pendingentry'::regclass AND contype = 'f'"
         )
         assert cursor.fetchone()[0] == 0
+
+
+def _needs_postgres() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("a change and its entry in one statement is PostgreSQL's (SQLite has no writes in a WITH)")
+
+
+_CHANGE = "INSERT INTO audit_bench_change (n) SELECT %(n)s WHERE %(n)s > 0 RETURNING n"
+
+
+@pytest.fixture
+def change_table(db):
+    _needs_postgres()
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMPORARY TABLE audit_bench_change (n integer NOT NULL)")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE audit_bench_change")
+
+
+def _change_with_entry(n: int, payload: dict) -> list[tuple]:
+    params = {"n": n, **services.with_entry_params(action=Action.OFFICIAL_ADDED, actor="rina", payload=payload)}
+    with connection.cursor() as cursor:
+        cursor.execute(services.with_entry_sql(_CHANGE), params)
+        return cursor.fetchall()
+
+
+def test_a_change_and_its_entry_in_one_statement(change_table):
+    with transaction.atomic():
+        assert _change_with_entry(7, {"n": 7}) == [(7,)]
+    [entry] = Entry.objects.all()
+    assert (entry.action, entry.actor, entry.payload) == ("official.added", "rina", {"n": 7})
+    assert list(PendingEntry.objects.values_list("entry_id", flat=True)) == [entry.id]
+    assert services.integrate_pending() == 1 and tree_size() == 1
+
+
+def test_a_change_that_wrote_nothing_has_no_entry(change_table):
+    with transaction.atomic():
+        assert _change_with_entry(0, {"n": 0}) == []
+    assert not Entry.objects.exists() and not PendingEntry.objects.exists()
+
+
+def test_the_one_statement_form_refuses_what_record_refuses(change_table):
+    with pytest.raises(TypeError):
+        _change_with_entry(7, {"turnout": 66.7})
+    with pytest.raises(ValueError):
+        services.with_entry_params(action="roster.burned", actor="rina", payload={})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM audit_bench_change")
+        assert cursor.fetchone()[0] == 0
+    assert not Entry.objects.exists()
+
+
+def test_a_failing_one_statement_change_writes_no_entry(change_table):
+    with pytest.raises(Exception), transaction.atomic():  # noqa: B017 (the database's own error)
+        _change_with_entry(2**40, {"n": 1})  # out of range for an integer
+    assert not Entry.objects.exists() and not PendingEntry.objects.exists()
