@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from functools import cache
@@ -12,6 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from audit import keys, merkle, note
@@ -114,6 +116,109 @@ def with_entry_params(*, action: Action | str, actor: str, payload: dict[str, An
     """The parameters of `with_entry_sql`: the entry's, checked as `record` checks them."""
     canonical_bytes(payload)  # refuse a float or a stray type now, not at integration
     return {**entry_params(action), "audit_actor": actor, "audit_payload": json.dumps(payload)}
+
+
+def save_with_entry(
+    instance: Model,
+    *,
+    action: Action | str,
+    actor: str,
+    payload: dict[str, Any],
+    update_fields: Sequence[str] | None = None,
+    entry_field: str | None = None,
+) -> None:
+    """Save a model instance and write its entry: on PostgreSQL in one statement, elsewhere as
+    `instance.save()` and `record`. The same rows, values and preconditions as those two.
+
+    `update_fields` as for `save()`. `entry_field` names a foreign key of the instance to the entry
+    (a seal, a publication), filled with the new entry's id. An update that finds no row does what
+    `save()` does then (inserts the row again, or raises with `update_fields`), with `record`.
+    """
+    if not connection.in_atomic_block:
+        raise NotInTransaction("an audited save must run inside the transaction of the change it records")
+    if connection.vendor == "postgresql":
+        key = (type(instance), instance._state.adding, tuple(update_fields or ()), entry_field)
+        params = _write_params(instance, key)
+        params.update(with_entry_params(action=action, actor=actor, payload=payload))
+        with prepared_cursor() as cursor:
+            cursor.execute(_instance_sql(*key), params)
+            row = cursor.fetchone()
+        if row is not None:
+            if instance._state.adding:
+                instance.pk = row[0]
+            if entry_field is not None:
+                setattr(instance, instance._meta.get_field(entry_field).attname, row[1])
+            instance._state.adding, instance._state.db = False, connection.alias
+            recorded()
+            return
+    if entry_field is None:
+        instance.save(update_fields=update_fields)
+        record(action=action, actor=actor, payload=payload)
+    else:
+        setattr(instance, entry_field, record(action=action, actor=actor, payload=payload))
+        instance.save(update_fields=update_fields)
+
+
+def bare_instance_write(instance: Model, *, update_fields: Sequence[str] | None = None) -> tuple[str, dict[str, Any]]:
+    """The INSERT or UPDATE of `save_with_entry` without its entry, and its parameters: the same
+    write without the log, a benchmark's reference (PostgreSQL)."""
+    key = (type(instance), instance._state.adding, tuple(update_fields or ()), None)
+    return _change_sql(*key), _write_params(instance, key)
+
+
+def _write_params(instance: Model, key: tuple) -> dict[str, Any]:
+    adding = instance._state.adding
+    params = {f.column: f.get_db_prep_save(f.pre_save(instance, adding), connection) for f in _saved_fields(*key)}
+    if not adding:
+        params["audit_pk"] = instance.pk
+    return params
+
+
+@cache
+def _saved_fields(model: type[Model], adding: bool, update_fields: tuple[str, ...], entry_field: str | None) -> list:
+    """The columns `save()` writes: all but an automatic key, or `update_fields` (never the key)."""
+    if update_fields and not adding:
+        fields = [model._meta.get_field(name) for name in update_fields]
+    else:
+        fields = [f for f in model._meta.concrete_fields if not (f.primary_key and getattr(f, "db_returning", False))]
+        if not adding:
+            fields = [f for f in fields if not f.primary_key]
+    return [f for f in fields if f.name != entry_field]
+
+
+@cache
+def _change_sql(model: type[Model], adding: bool, update_fields: tuple[str, ...], entry_field: str | None) -> str:
+    table, pk = model._meta.db_table, model._meta.pk.column
+    fields = _saved_fields(model, adding, update_fields, entry_field)
+    if adding:
+        columns = [f.column for f in fields]
+        values = [f"%({f.column})s" for f in fields]
+        if entry_field is None:
+            return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(values)}) RETURNING {pk}"
+        columns.append(model._meta.get_field(entry_field).column)
+        values.append("audit_entry.id")
+        return (
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} FROM audit_entry"
+            f" RETURNING {pk}, {columns[-1]}"
+        )
+    assignments = ", ".join(f"{f.column} = %({f.column})s" for f in fields)
+    return f"UPDATE {table} SET {assignments} WHERE {pk} = %(audit_pk)s RETURNING {pk}"
+
+
+@cache
+def _instance_sql(model: type[Model], adding: bool, update_fields: tuple[str, ...], entry_field: str | None) -> str:
+    change = _change_sql(model, adding, update_fields, entry_field)
+    if entry_field is None:
+        return with_entry_sql(change)
+    # The entry first, then the row that points at it.
+    return f"""
+    WITH audit_entry AS (
+        INSERT INTO audit_entry (action, actor, payload, created_at)
+        VALUES (%(audit_action)s, %(audit_actor)s, %(audit_payload)s::jsonb, %(audit_at)s) RETURNING id
+    ),
+    audit_pending AS (INSERT INTO audit_pendingentry (entry_id) SELECT id FROM audit_entry),
+    audit_change AS ({change})
+    SELECT * FROM audit_change"""
 
 
 def recorded() -> None:

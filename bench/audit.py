@@ -492,18 +492,19 @@ def _verify_goal(seconds: float, size: int) -> str:
 def bench_member_saves(writes: int, block: int, results: Results) -> None:
     """The admin's audited edit of a member against the same write without its entry.
 
-    `save_member()` writes the member's row and its entry in one prepared statement (PostgreSQL). The
-    reference is that statement's UPDATE alone (`members.services.UPDATE_MEMBER`), with the same
-    values (`member_row_params`), prepared, each in its own transaction. `Member.save()` in its
+    `save_member()` writes the member's row and its entry in one prepared statement (PostgreSQL,
+    `audit.services.save_with_entry`). The reference is that statement's UPDATE alone, with the same
+    values (`audit.services.bare_instance_write`), prepared, each in its own transaction. `Member.save()` in its
     transaction, the ORM's way to write the same row, is timed against it too, for information.
     """
     from datetime import date
 
     from django.db import transaction
 
+    from audit.services import bare_instance_write
     from config.db import prepared_cursor
     from members.models import Branch, Member
-    from members.services import UPDATE_MEMBER, member_row_params, save_member
+    from members.services import save_member
 
     branch = Branch.objects.create(code="bench", name="Bench")
     count = 4 * writes + 800  # each save takes the next member: 2 audited, 2 references
@@ -538,7 +539,7 @@ def bench_member_saves(writes: int, block: int, results: Results) -> None:
         for _ in range(n):
             member = next_member()
             with transaction.atomic(), prepared_cursor() as cursor:
-                cursor.execute(UPDATE_MEMBER, member_row_params(member, False))
+                cursor.execute(*bare_instance_write(member))
                 if cursor.fetchone() is None:
                     raise BenchError("a reference save wrote nothing")
         return time.perf_counter() - start
@@ -593,6 +594,170 @@ def bench_member_saves(writes: int, block: int, results: Results) -> None:
             f"`save_member()` in the same blocks: {orm_aud_s / n * 1e6:.0f} µs/write, {orm_aud_s / orm_s:.2f}x",
         )
     )
+
+
+def bench_official_actions(writes: int, block: int, results: Results) -> None:
+    """Officials' audited actions, each as its service makes it, against the same action without its entry.
+
+    The reference runs the very same service function with `audit.services.record` replaced by a
+    stand-in that checks the action and the payload as `record` does, and writes nothing (it returns
+    no entry: a seal then keeps no link to one). So each pair differs by exactly the entry's
+    statement and its rows. What runs after commit is left out of both: integration (as everywhere in
+    this benchmark), the checkpoint a seal asks for and the provisional results it starts.
+    """
+    from unittest import mock
+
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.utils import timezone
+
+    from audit import services as audit_services
+    from audit.canonical import canonical_bytes
+    from audit.models import Action, Entry
+    from ballots.models import Elector
+    from ballots.services import publish, setup, station
+    from members.fake_roster import roster_csv_bytes
+    from members.services import import_roster
+
+    def no_statement(*, action, actor, payload):
+        if not connection.in_atomic_block:
+            raise audit_services.NotInTransaction("as record() refuses it")
+        Action(action)
+        canonical_bytes(payload)
+        timezone.now()
+        return None
+
+    blocks = max(1, writes // block)
+    n = blocks * block
+    warm = 20
+    per_side = n + warm
+    report = import_roster(stream=io.BytesIO(roster_csv_bytes(int(3 * per_side / 0.8) + 500)), actor="bench")
+    if not report.ok:
+        raise BenchError(report.summary())
+    stations = [
+        {"code": f"a-{i:05d}", "name": f"Station {i}", "mode": "electronic", "branches": []}
+        for i in range(2 * (per_side // 10 + warm))
+    ]
+
+    def definition(slug: str, name: str, stations: list) -> dict:
+        return {
+            "slug": slug, "name": name, "roster_cutoff": "2011-06-30", "require_dues": False,
+            "candidates": [{"code": c, "name": c.title()} for c in ("yachimovich", "peretz", "herzog")],
+            "stations": stations,
+            "rule": {"method": "two_round", "threshold_percent": "40", "threshold_base": "valid",
+                     "quorum_percent": None, "advance": 2, "tie_break": "lot"},
+            "rounds": [{"number": 1, "opens_at": "2011-09-12T07:00:00+03:00",
+                        "closes_at": "2011-09-12T22:00:00+03:00"}],
+            "runoff_after_days": 7, "certifications_required": 2,
+        }  # fmt: skip
+
+    election, _ = setup.load_election(data=definition("audit-actions", "Actions", stations), actor="bench")
+    setup.freeze_electorate(election=election, actor="bench")
+    setup.open_round(election=election, number=1, actor="bench")
+    round_ = election.rounds.get()
+    first_station = election.stations.order_by("position").first()
+    electors = list(
+        Elector.objects.filter(election=election).order_by("id").values_list("member__member_no", flat=True)
+    )
+    if len(electors) < 2 * per_side:
+        raise BenchError(f"{len(electors)} electors for {2 * per_side} changes")
+    User.objects.bulk_create([User(username=f"bench-official-{i}", is_staff=True) for i in range(2 * per_side + 4)])
+    draft_stations = stations[:4]
+    drafts = [definition("audit-draft", name, draft_stations) for name in ("Draft A", "Draft B")]
+
+    def series(action):
+        """action(i) runs the i-th action of one side; each side gets its own i's."""
+
+        def side(offset: int):
+            counter = iter(range(offset, 10**9, 2))
+
+            def run(k: int) -> float:
+                start = time.perf_counter()
+                for _ in range(k):
+                    action(next(counter))
+                return time.perf_counter() - start
+
+            return run
+
+        return side(0), side(1)
+
+    tokens = {}
+
+    def issue(i: int) -> None:
+        tokens[i], _ = setup.issue_station_token(station=first_station, actor="bench")
+
+    def revoke(i: int) -> None:
+        if not setup.revoke_station_token(token=tokens.pop(i), actor="bench"):
+            raise BenchError("a token was not revoked")
+
+    def remove(i: int) -> None:
+        setup.change_electorate(election=election, member_no=electors[i], add=False, reason="bench", actor="bench")
+
+    def add_back(i: int) -> None:
+        setup.change_electorate(election=election, member_no=electors[i], add=True, reason="bench", actor="bench")
+
+    def give_role(i: int) -> None:
+        setup.add_official(username=f"bench-official-{i}", role="clerk", password="", actor="bench")
+
+    station_list = list(election.stations.order_by("position"))
+
+    def close(i: int) -> None:
+        station.close_station(station=station_list[i], actor="bench", round_=round_)
+
+    draft = [1]
+
+    def reload_draft(i: int) -> None:
+        draft[0] = 1 - draft[0]  # the other definition each time, whichever side ran last
+        setup.load_election(data=drafts[draft[0]], actor="bench")
+
+    setup.load_election(data=drafts[1], actor="bench")
+    actions = [
+        ("a station's device token issued (`issue_station_token`)", issue, block),
+        ("that token revoked (`revoke_station_token`)", revoke, block),
+        ("a member removed from the frozen electorate (`change_electorate`)", remove, block),
+        ("the member added back (`change_electorate`)", add_back, block),
+        ("a role given to an official (`add_official`, the user exists)", give_role, block),
+        ("a station closed and sealed, two entries (`close_station`)", close, max(1, block // 10)),
+        ("a draft election re-loaded, 4 stations (`load_election`)", reload_draft, max(1, block // 10)),
+    ]
+    log(f"append: officials' actions, {n:,} of most, with and without their entries, interleaved")
+    entries_before = Entry.objects.count()
+    expected = 0
+    with (
+        no_integration_on_commit(),
+        mock.patch.object(audit_services, "request_checkpoint", lambda: None),
+        mock.patch.object(publish, "provisional_after_commit", lambda round_id: None),
+    ):
+        for name, action, size in actions:
+            count = n if size == block else max(1, n // 10)
+            a_side, b_side = series(action)
+            action_blocks = max(1, count // size)
+
+            def reference(k: int, side=a_side) -> float:
+                with mock.patch.object(audit_services, "record", no_statement):
+                    return side(k)
+
+            audited = b_side
+            # The warm-up takes the first i's of each side; the blocks follow with the next ones.
+            reference(2)
+            audited(2)
+            ref_times, aud_times = _time_pair(reference, audited, action_blocks, size)
+            done = action_blocks * size
+            expected += (done + 2) * (2 if action is close else 1)
+            ref_s, aud_s = sum(ref_times), sum(aud_times)
+            median = statistics.median(a / r for a, r in zip(aud_times, ref_times, strict=True))
+            results.add(
+                Row(
+                    name,
+                    done,
+                    aud_s,
+                    f"{aud_s / done * 1e6:,.0f} µs with its entry, {ref_s / done * 1e6:,.0f} µs without",
+                    f"{aud_s / ref_s:.2f}x (median of {action_blocks} block pairs {median:.2f}x)",
+                    _goal(aud_s / ref_s < GOAL_WRITE_RATIO, f"< {GOAL_WRITE_RATIO}x"),
+                )
+            )
+    if Entry.objects.count() - entries_before != expected:
+        raise BenchError(f"the audited actions left {Entry.objects.count() - entries_before} entries, not {expected}")
 
 
 def bench_station_writes(writes: int, block: int, results: Results) -> None:
@@ -1290,6 +1455,9 @@ def main() -> int:
     parser.add_argument("--checkpoint-every", type=int, default=1000, help="entries per checkpoint when growing")
     parser.add_argument("--member-writes", type=int, default=10_000, help="Member.save pairs (0 to skip)")
     parser.add_argument(
+        "--action-writes", type=int, default=2000, help="officials' actions of each kind, each side (0 to skip)"
+    )
+    parser.add_argument(
         "--station-writes", type=int, default=20_000, help="station check-ins and ballots, each (0 to skip)"
     )
     parser.add_argument("--block", type=int, default=1000, help="transactions per timed block")
@@ -1368,6 +1536,8 @@ def main() -> int:
         bench_checkins(args.entries, args.block, results, admin)
         if args.member_writes:
             bench_member_saves(args.member_writes, min(args.block, args.member_writes), results)
+        if args.action_writes:
+            bench_official_actions(args.action_writes, min(args.block // 5, args.action_writes), results)
         bench_integration(results)
 
         size, checkpoints = grow_log(args.log_size, args.checkpoint_every, results)

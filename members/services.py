@@ -16,7 +16,6 @@ from django.utils import timezone
 from audit import services as audit
 from audit.keys import member_pseudonym
 from audit.models import Action
-from config.db import prepared_cursor
 from config.locks import transaction_lock
 from members import roster_copy
 from members.models import Member
@@ -254,8 +253,7 @@ def save_member(*, member: Member, changed_fields: Sequence[str], actor: str) ->
 
     `changed_fields` names the fields the official changed; an unchanged form writes nothing. The entry
     names the member by pseudonym, lists the changed fields, and gives new values only of the fields
-    that decide eligibility. On PostgreSQL the row and its entry are one statement (`_SAVE_UPDATE`,
-    `_SAVE_INSERT`); elsewhere, `Member.save()` and `audit.record`.
+    that decide eligibility. On PostgreSQL the row and its entry are one statement.
     """
     adding = member.pk is None
     if not adding and not changed_fields:
@@ -265,63 +263,13 @@ def save_member(*, member: Member, changed_fields: Sequence[str], actor: str) ->
         if adding or name in changed_fields:
             value = member.branch.code if name == "branch" else getattr(member, name)
             values[name] = value.isoformat() if hasattr(value, "isoformat") else value
-    entry = {
-        "action": Action.MEMBER_ADDED if adding else Action.MEMBER_CHANGED,
-        "actor": actor,
-        "payload": {"member": member_pseudonym(member.member_no), "fields": sorted(changed_fields), "values": values},
-    }
-    if connection.vendor != "postgresql" or not _saved_with_entry(member, adding, entry):
-        member.save()
-        audit.record(**entry)
+    audit.save_with_entry(
+        member,
+        action=Action.MEMBER_ADDED if adding else Action.MEMBER_CHANGED,
+        actor=actor,
+        payload={"member": member_pseudonym(member.member_no), "fields": sorted(changed_fields), "values": values},
+    )
     return member
-
-
-def _saved_with_entry(member: Member, adding: bool, entry: dict) -> bool:
-    """The member's row and its entry in one statement, as `Member.save()` would write the row.
-
-    False when the update found no row (the member was deleted meanwhile): `Member.save()` then
-    inserts it again, as it would have without the log.
-    """
-    params = member_row_params(member, adding)
-    params.update(audit.with_entry_params(**entry))
-    with prepared_cursor() as cursor:
-        cursor.execute(_SAVE_INSERT if adding else _SAVE_UPDATE, params)
-        row = cursor.fetchone()
-    if row is None:
-        return False
-    if adding:
-        member.pk = row[0]
-        member._state.adding = False
-    member._state.db = connection.alias
-    audit.recorded()
-    return True
-
-
-def member_row_params(member: Member, adding: bool) -> dict:
-    """The parameters of `UPDATE_MEMBER` or `INSERT_MEMBER`: the values `Member.save()` would write."""
-    params = {
-        field.column: field.get_db_prep_save(field.pre_save(member, adding), connection) for field in _SAVED_FIELDS
-    }
-    if not adding:
-        params["id"] = member.pk
-    return params
-
-
-# Every column but the key, as `Model.save()` writes them (an update sets them all). The statements
-# alone are the benchmark's reference: the same write without its entry.
-_SAVED_FIELDS = [field for field in Member._meta.concrete_fields if not field.primary_key]
-UPDATE_MEMBER = (
-    f"UPDATE {Member._meta.db_table} SET "
-    + ", ".join(f"{field.column} = %({field.column})s" for field in _SAVED_FIELDS)
-    + " WHERE id = %(id)s RETURNING id"
-)
-INSERT_MEMBER = (
-    f"INSERT INTO {Member._meta.db_table} ({', '.join(field.column for field in _SAVED_FIELDS)}) VALUES ("
-    + ", ".join(f"%({field.column})s" for field in _SAVED_FIELDS)
-    + ") RETURNING id"
-)
-_SAVE_UPDATE = audit.with_entry_sql(UPDATE_MEMBER)
-_SAVE_INSERT = audit.with_entry_sql(INSERT_MEMBER)
 
 
 def _valid_rows(

@@ -256,6 +256,6 @@ def _inserting_publication() -> bool:
     with psycopg.connect(database_url(), autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-            "AND query LIKE 'INSERT INTO \"ballots_publication\"%%'"
+            "AND query LIKE '%%INSERT INTO ballots_publication%%'"
         ).fetchone()
     return row[0] > 0

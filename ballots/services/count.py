@@ -111,12 +111,13 @@ def tally_round(*, election: Election, number: int, actor: str) -> Tally:
         stations = document["stations"]
         if latest is not None and latest.sha256 == digest:
             return latest
-        tally = Tally.objects.create(
+        tally = Tally(
             round=round_, number=(latest.number + 1) if latest else 1, document=document, sha256=digest,
             complete=round_.status == Round.Status.CLOSED and stations["reported"] == stations["total"],
             decision=document["outcome"]["decision"], created_at=timezone.now(), created_by=actor,
         )  # fmt: skip
-        audit.record(
+        audit.save_with_entry(
+            tally,
             action=Action.ROUND_TALLIED,
             actor=actor,
             payload={
@@ -155,9 +156,9 @@ def certify_round(*, election: Election, number: int, username: str) -> tuple[Ta
         raise RoundStateError("The records have changed since the latest tally: tally the round again first.")
     if Certification.objects.filter(tally=tally, username=username).exists():
         raise AlreadyApproved()
-    Certification.objects.create(tally=tally, username=username, created_at=timezone.now())
-    approvals = sorted(tally.certifications.values_list("username", flat=True))
-    audit.record(
+    approvals = sorted([*tally.certifications.values_list("username", flat=True), username])
+    audit.save_with_entry(
+        Certification(tally=tally, username=username, created_at=timezone.now()),
         action=Action.ROUND_APPROVED,
         actor=username,
         payload={"election": election.slug, "round": number, "tally": tally.number, "sha256": tally.sha256,
@@ -167,8 +168,9 @@ def certify_round(*, election: Election, number: int, username: str) -> tuple[Ta
     if certified:
         round_.certified_tally = tally
         round_.certified_at = timezone.now()
-        round_.save(update_fields=["certified_tally", "certified_at"])
-        audit.record(
+        audit.save_with_entry(
+            round_,
+            update_fields=["certified_tally", "certified_at"],
             action=Action.ROUND_CERTIFIED,
             actor=username,
             payload={"election": election.slug, "round": number, "tally": tally.number, "sha256": tally.sha256,
@@ -209,8 +211,9 @@ def reschedule_round(*, round_: Round, opens_at, closes_at, actor: str) -> Round
     if closes_at <= opens_at:
         raise RoundStateError("A round closes after it opens.")
     round_.opens_at, round_.closes_at = opens_at, closes_at
-    round_.save(update_fields=["opens_at", "closes_at"])
-    audit.record(
+    audit.save_with_entry(
+        round_,
+        update_fields=["opens_at", "closes_at"],
         action=Action.ROUND_SCHEDULED,
         actor=actor,
         payload={"election": round_.election.slug, "round": round_.number,

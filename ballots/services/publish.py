@@ -87,19 +87,21 @@ def _publish(round_id: int, tally_id: int, status: str, actor: str) -> Publicati
     checkpoint = Checkpoint.objects.filter(tree_size=point["tree_size"], root=bytes.fromhex(point["root"])).earliest(
         "id"
     )
-    entry = audit.record(
+    publication = Publication(
+        round=round_, version=version, status=status, tally=tally,
+        document=canonical_bytes(document).decode("utf-8"), csv=results_csv(document),
+        page=render_page(round_, document), sha256=document["sha256"], signature=document["signature"],
+        checkpoint=checkpoint, published_at=published_at, published_by=actor,
+    )  # fmt: skip
+    audit.save_with_entry(
+        publication,
+        entry_field="entry",
         action=Action.RESULTS_PUBLISHED,
         actor=actor,
         payload={
             "election": round_.election.slug, "round": round_.number, "version": version, "status": status,
             "tally": tally.number, "sha256": document["sha256"],
         },
-    )  # fmt: skip
-    publication = Publication.objects.create(
-        round=round_, version=version, status=status, tally=tally,
-        document=canonical_bytes(document).decode("utf-8"), csv=results_csv(document),
-        page=render_page(round_, document), sha256=document["sha256"], signature=document["signature"],
-        checkpoint=checkpoint, published_at=published_at, published_by=actor, entry=entry,
     )  # fmt: skip
     audit.request_checkpoint()
     latest = versions.Latest(publication.id, version, publication.sha256, published_at)

@@ -7,7 +7,7 @@ import secrets
 from typing import Any
 
 from django.contrib.auth.models import Group, User
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from audit import services as audit
@@ -19,6 +19,7 @@ from ballots.errors import ElectionFrozen, RoundStateError
 from ballots.models import Candidate, Election, Elector, Round, Station, StationRound, StationToken
 from ballots.services import publish
 from ballots.services.station import close_station
+from config.db import prepared_cursor
 from config.errors import Invalid, NotFound
 from members.models import Member
 from members.selectors import eligible_members
@@ -55,7 +56,17 @@ def load_election(*, data: Any, actor: str) -> tuple[Election, bool]:
     election.runoff_after_days = spec.runoff_after_days
     election.certifications_required = spec.certifications_required
     election.definition = definition
-    election.save()
+    audit.save_with_entry(
+        election,
+        action=Action.ELECTION_LOADED,
+        actor=actor,
+        payload={
+            "election": election.slug,
+            "created": created,
+            "sha256": hashlib.sha256(canonical_bytes(definition)).hexdigest(),
+            "definition": definition,
+        },
+    )
     # A draft has no check-ins, ballots or electorate yet: candidates and rounds are simply replaced.
     # Stations are kept by code, so device tokens already handed out keep working; a station that
     # left the file goes, with its tokens.
@@ -73,16 +84,6 @@ def load_election(*, data: Any, actor: str) -> tuple[Election, bool]:
         station.save()
     Round.objects.bulk_create(
         [Round(election=election, number=r.number, opens_at=r.opens_at, closes_at=r.closes_at) for r in spec.rounds]
-    )
-    audit.record(
-        action=Action.ELECTION_LOADED,
-        actor=actor,
-        payload={
-            "election": election.slug,
-            "created": created,
-            "sha256": hashlib.sha256(canonical_bytes(definition)).hexdigest(),
-            "definition": definition,
-        },
     )
     return election, created
 
@@ -141,10 +142,11 @@ def freeze_electorate(*, election: Election, actor: str) -> int:
     Elector.objects.bulk_create(electors, batch_size=5000)
     election.status = Election.Status.FROZEN
     election.electorate_frozen_at = timezone.now()
-    election.save(update_fields=["status", "electorate_frozen_at"])
     digest = hashlib.sha256("\n".join(sorted(pseudonyms)).encode()).hexdigest()
     unserved = sorted(code for code, station in by_branch.items() if station is None)
-    audit.record(
+    audit.save_with_entry(
+        election,
+        update_fields=["status", "electorate_frozen_at"],
         action=Action.ELECTORATE_FROZEN,
         actor=actor,
         payload={
@@ -184,8 +186,8 @@ def change_electorate(*, election: Election, member_no: str, add: bool, reason: 
         if elector is None or elector.removed_at is not None:
             raise Invalid(f"Member {member_no} is not in the electorate.")
         elector.removed_at, elector.removed_by, elector.removal_reason = now, actor, reason
-    elector.save()
-    audit.record(
+    audit.save_with_entry(
+        elector,
         action=Action.ELECTORATE_CHANGED,
         actor=actor,
         payload={
@@ -202,14 +204,11 @@ def change_electorate(*, election: Election, member_no: str, add: bool, reason: 
 def issue_station_token(*, station: Station, actor: str) -> tuple[StationToken, str]:
     """A new device token for the station; returns it with its key, which is shown once and not stored."""
     key = secrets.token_urlsafe(32)
-    token = StationToken.objects.create(
-        station=station,
-        key_hash=hash_key(key),
-        prefix=key[:8],
-        created_at=timezone.now(),
-        created_by=actor,
+    token = StationToken(
+        station=station, key_hash=hash_key(key), prefix=key[:8], created_at=timezone.now(), created_by=actor
     )
-    audit.record(
+    audit.save_with_entry(
+        token,
         action=Action.STATION_TOKEN_ISSUED,
         actor=actor,
         payload={"election": station.election.slug, "station": station.code, "token": token.prefix},
@@ -220,16 +219,29 @@ def issue_station_token(*, station: Station, actor: str) -> tuple[StationToken, 
 @transaction.atomic
 def revoke_station_token(*, token: StationToken, actor: str) -> bool:
     """Revoke a device token at once; False if it was already revoked. Safe to call twice."""
-    updated = StationToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-        revoked_at=timezone.now(), revoked_by=actor
-    )
+    entry = {
+        "action": Action.STATION_TOKEN_REVOKED,
+        "actor": actor,
+        "payload": {"election": token.station.election.slug, "station": token.station.code, "token": token.prefix},
+    }
+    now = timezone.now()
+    if connection.vendor == "postgresql":  # the revocation and its entry in one statement, as save_with_entry
+        with prepared_cursor() as cursor:
+            cursor.execute(_REVOKE, {"id": token.pk, "at": now, "by": actor, **audit.with_entry_params(**entry)})
+            updated = cursor.fetchone() is not None
+        if updated:
+            audit.recorded()
+        return updated
+    updated = StationToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now, revoked_by=actor)
     if updated:
-        audit.record(
-            action=Action.STATION_TOKEN_REVOKED,
-            actor=actor,
-            payload={"election": token.station.election.slug, "station": token.station.code, "token": token.prefix},
-        )
+        audit.record(**entry)
     return bool(updated)
+
+
+_REVOKE = audit.with_entry_sql(
+    f"UPDATE {StationToken._meta.db_table} SET revoked_at = %(at)s, revoked_by = %(by)s"
+    " WHERE id = %(id)s AND revoked_at IS NULL RETURNING id"
+)
 
 
 def hash_key(key: str) -> str:
@@ -245,11 +257,27 @@ def add_official(*, username: str, role: str, password: str, actor: str) -> User
     if created:
         user.set_password(password)
         user.save()
-    user.groups.add(Group.objects.get(name=ROLES[role]))
-    audit.record(
-        action=Action.OFFICIAL_ADDED, actor=actor, payload={"username": username, "role": role, "created": created}
-    )
+    group = Group.objects.get(name=ROLES[role])
+    entry = {
+        "action": Action.OFFICIAL_ADDED,
+        "actor": actor,
+        "payload": {"username": username, "role": role, "created": created},
+    }
+    # A role the official already holds changes nothing, and writes no entry.
+    if connection.vendor == "postgresql":  # the role and its entry in one statement, as save_with_entry
+        with prepared_cursor() as cursor:
+            cursor.execute(_GIVE_ROLE, {"user": user.pk, "group": group.pk, **audit.with_entry_params(**entry)})
+            if cursor.fetchone() is not None:
+                audit.recorded()
+    elif User.groups.through.objects.get_or_create(user=user, group=group)[1]:
+        audit.record(**entry)
     return user
+
+
+_GIVE_ROLE = audit.with_entry_sql(
+    f"INSERT INTO {User.groups.through._meta.db_table} (user_id, group_id) VALUES (%(user)s, %(group)s)"
+    " ON CONFLICT (user_id, group_id) DO NOTHING RETURNING id"
+)
 
 
 @transaction.atomic
@@ -272,11 +300,11 @@ def open_round(*, election: Election, number: int, actor: str) -> Round:
         raise RoundStateError("The rounds before it are not all closed.")
     if not round_.candidates.exists():
         round_.candidates.set(election.candidates.all())
-    round_.status = Round.Status.OPEN
-    round_.save(update_fields=["status"])
     stations = list(election.stations.all())
-    StationRound.objects.bulk_create([StationRound(round=round_, station=s) for s in stations], ignore_conflicts=True)
-    audit.record(
+    round_.status = Round.Status.OPEN
+    audit.save_with_entry(
+        round_,
+        update_fields=["status"],
         action=Action.ROUND_OPENED,
         actor=actor,
         payload={
@@ -287,6 +315,7 @@ def open_round(*, election: Election, number: int, actor: str) -> Round:
             "electorate": election.electors.filter(removed_at__isnull=True).count(),
         },
     )
+    StationRound.objects.bulk_create([StationRound(round=round_, station=s) for s in stations], ignore_conflicts=True)
     return round_
 
 
@@ -308,9 +337,10 @@ def close_round(*, election: Election, number: int, actor: str) -> Round:
     # Drawn now, before any count, and written to the log with the close: lots on a tie are drawn
     # from it, reproducibly, by anyone.
     round_.tie_break_seed = secrets.token_hex(32)
-    round_.save(update_fields=["status", "tie_break_seed"])
-    totals = round_.station_rounds.values_list("checkins", "ballots")
-    audit.record(
+    totals = list(round_.station_rounds.values_list("checkins", "ballots"))
+    audit.save_with_entry(
+        round_,
+        update_fields=["status", "tie_break_seed"],
         action=Action.ROUND_CLOSED,
         actor=actor,
         payload={

@@ -544,8 +544,9 @@ def close_station(*, station: Station, actor: str, round_: Round | None = None) 
     station_round = StationRound.objects.select_for_update().get(round=round_, station=station)
     if station_round.closed_at is None:
         station_round.closed_at = timezone.now()
-        station_round.save(update_fields=["closed_at"])
-        audit.record(
+        audit.save_with_entry(
+            station_round,
+            update_fields=["closed_at"],
             action=Action.STATION_CLOSED,
             actor=actor,
             payload={
@@ -584,17 +585,19 @@ def _seal(
     round_: Round, station: Station, checkins: int, ballots: int, counts: dict[str, int], root: str, source: str,
     actor: str,
 ) -> Seal:  # fmt: skip
-    entry = audit.record(
+    seal = Seal(
+        round=round_, station=station, checkins=checkins, ballots=ballots, counts=counts, ballots_root=root,
+        source=source, created_at=timezone.now(),
+    )  # fmt: skip
+    audit.save_with_entry(
+        seal,
+        entry_field="entry",
         action=Action.STATION_SEALED,
         actor=actor,
         payload={
             "election": station.election.slug, "round": round_.number, "station": station.code,
             "checkins": checkins, "ballots": ballots, "counts": counts, "ballots_root": root or None, "source": source,
         },
-    )  # fmt: skip
-    seal = Seal.objects.create(
-        round=round_, station=station, checkins=checkins, ballots=ballots, counts=counts, ballots_root=root,
-        source=source, created_at=timezone.now(), entry=entry,
     )  # fmt: skip
     audit.request_checkpoint()
     publish.provisional_after_commit(round_.id)
@@ -631,18 +634,19 @@ def enter_return(
     if errors:
         raise ReturnInvalid(errors=[e.as_dict() for e in errors], warnings=[w.as_dict() for w in warnings])
     warning_dicts = [w.as_dict() for w in warnings]
-    created = StationReturn.objects.create(
+    other = StationReturn.objects.filter(round=round_, station=station).exclude(entry=entry).first()
+    created = StationReturn(
         round=round_, station=station, entry=entry, counts=counts, blank=blank, invalid=invalid, total=total,
         warnings=warning_dicts, entered_by=actor, created_at=timezone.now(),
     )  # fmt: skip
-    other = StationReturn.objects.filter(round=round_, station=station).exclude(entry=entry).first()
     if other is None:
         status = "awaiting_second_entry"
     elif other.figures() == created.figures():
         status = "accepted"
     else:
         status = "entries_differ"
-    audit.record(
+    audit.save_with_entry(
+        created,
         action=Action.RETURN_ENTERED,
         actor=actor,
         payload={
@@ -678,11 +682,12 @@ def resolve_return(
     )  # fmt: skip
     if errors:
         raise ReturnInvalid(errors=[e.as_dict() for e in errors])
-    resolution = ReturnResolution.objects.create(
+    resolution = ReturnResolution(
         round=round_, station=station, counts=counts, blank=blank, invalid=invalid, total=total, reason=reason,
         resolved_by=actor, created_at=timezone.now(),
     )  # fmt: skip
-    audit.record(
+    audit.save_with_entry(
+        resolution,
         action=Action.RETURN_RESOLVED,
         actor=actor,
         payload={

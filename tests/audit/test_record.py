@@ -191,3 +191,57 @@ def test_a_failing_one_statement_change_writes_no_entry(change_table):
     with pytest.raises(Exception), transaction.atomic():  # noqa: B017 (the database's own error)
         _change_with_entry(2**40, {"n": 1})  # out of range for an integer
     assert not Entry.objects.exists() and not PendingEntry.objects.exists()
+
+
+# --- save_with_entry: a model's row and its entry (one statement on PostgreSQL) -----------------------
+
+
+def _save(instance, **kwargs) -> None:
+    with transaction.atomic():
+        services.save_with_entry(
+            instance, action=Action.MEMBER_CHANGED, actor="rina", payload={"code": instance.code}, **kwargs
+        )
+
+
+def test_save_with_entry_inserts_and_updates_as_save_would(db):
+    from members.models import Branch
+
+    branch = Branch(code="eilat", name="Eilat")
+    _save(branch)
+    assert branch.pk is not None and not branch._state.adding
+    assert Branch.objects.values_list("id", "code", "name").get() == (branch.pk, "eilat", "Eilat")
+    branch.name, branch.code = "Eilat Bay", "eilat-bay"
+    _save(branch, update_fields=["name"])  # only the named field, as save(update_fields=...)
+    assert Branch.objects.values_list("code", "name").get() == ("eilat", "Eilat Bay")
+    assert [e.payload for e in Entry.objects.order_by("id")] == [{"code": "eilat"}, {"code": "eilat-bay"}]
+    assert PendingEntry.objects.count() == 2
+
+
+def test_save_with_entry_of_a_row_deleted_meanwhile_does_what_save_does(db):
+    from django.db import DatabaseError
+
+    from members.models import Branch
+
+    branch = Branch.objects.create(code="eilat", name="Eilat")
+    Branch.objects.all().delete()
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        _save(branch, update_fields=["name"])
+    assert not Entry.objects.exists()
+    _save(branch)  # a whole save inserts the row again
+    assert Branch.objects.values_list("id", "code").get() == (branch.pk, "eilat")
+    assert Entry.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_save_with_entry_refuses_what_record_refuses_and_writes_nothing():
+    from members.models import Branch
+
+    with pytest.raises(services.NotInTransaction):
+        services.save_with_entry(Branch(code="a", name="A"), action=Action.MEMBER_CHANGED, actor="r", payload={})
+    with pytest.raises(TypeError), transaction.atomic():
+        services.save_with_entry(
+            Branch(code="b", name="B"), action=Action.MEMBER_CHANGED, actor="r", payload={"share": 0.4}
+        )
+    with pytest.raises(ValueError), transaction.atomic():
+        services.save_with_entry(Branch(code="c", name="C"), action="branch.burned", actor="r", payload={})
+    assert not Branch.objects.exists() and not Entry.objects.exists()
