@@ -599,33 +599,43 @@ def bench_member_saves(writes: int, block: int, results: Results) -> None:
 def bench_official_actions(writes: int, block: int, results: Results) -> None:
     """Officials' audited actions, each as its service makes it, against the same action without its entry.
 
-    The reference runs the very same service function with `audit.services.record` replaced by a
-    stand-in that checks the action and the payload as `record` does, and writes nothing (it returns
-    no entry: a seal then keeps no link to one). So each pair differs by exactly the entry's
-    statement and its rows. What runs after commit is left out of both: integration (as everywhere in
+    Each action writes its change and its entry in one statement (`audit.services.save_with_entry`,
+    or a statement of `with_entry_sql`). The reference runs the very same service function with
+    those statements stripped of the entry: `save_with_entry` replaced by a stand-in that checks the
+    entry and encodes its payload as `save_with_entry` does, then runs the same INSERT or UPDATE
+    alone (`bare_instance_write`, prepared; a seal's link to its entry left empty), and the token's
+    revocation and the official's role run as their bare statements (`setup.REVOKE_TOKEN`,
+    `setup.GIVE_ROLE`). So each pair differs by exactly the entry's rows in the statement. What runs after commit is left out of both: integration (as everywhere in
     this benchmark), the checkpoint a seal asks for and the provisional results it starts.
     """
     from unittest import mock
 
     from django.contrib.auth.models import User
     from django.db import connection
-    from django.utils import timezone
 
     from audit import services as audit_services
-    from audit.canonical import canonical_bytes
-    from audit.models import Action, Entry
+    from audit.models import Entry
     from ballots.models import Elector
+    from ballots.services import count as counting
     from ballots.services import publish, setup, station
+    from config.db import prepared_cursor
     from members.fake_roster import roster_csv_bytes
     from members.services import import_roster
 
-    def no_statement(*, action, actor, payload):
+    def save_without_entry(instance, *, action, actor, payload, update_fields=None, entry_field=None):
         if not connection.in_atomic_block:
-            raise audit_services.NotInTransaction("as record() refuses it")
-        Action(action)
-        canonical_bytes(payload)
-        timezone.now()
-        return None
+            raise audit_services.NotInTransaction("as save_with_entry refuses it")
+        audit_services.with_entry_params(action=action, actor=actor, payload=payload)
+        adding = instance._state.adding
+        with prepared_cursor() as cursor:
+            cursor.execute(*audit_services.bare_instance_write(instance, update_fields=update_fields))
+            row = cursor.fetchone()
+        if row is None:
+            raise BenchError("a reference save wrote nothing")
+        if adding:
+            instance.pk = row[0]
+        instance._state.adding, instance._state.db = False, connection.alias
+        audit_services.recorded()
 
     blocks = max(1, writes // block)
     n = blocks * block
@@ -647,14 +657,16 @@ def bench_official_actions(writes: int, block: int, results: Results) -> None:
             "rule": {"method": "two_round", "threshold_percent": "40", "threshold_base": "valid",
                      "quorum_percent": None, "advance": 2, "tie_break": "lot"},
             "rounds": [{"number": 1, "opens_at": "2011-09-12T07:00:00+03:00",
-                        "closes_at": "2011-09-12T22:00:00+03:00"}],
+                        "closes_at": "2011-09-12T22:00:00+03:00"},
+                       {"number": 2, "opens_at": "2011-09-19T07:00:00+03:00",
+                        "closes_at": "2011-09-19T22:00:00+03:00"}],
             "runoff_after_days": 7, "certifications_required": 2,
         }  # fmt: skip
 
     election, _ = setup.load_election(data=definition("audit-actions", "Actions", stations), actor="bench")
     setup.freeze_electorate(election=election, actor="bench")
     setup.open_round(election=election, number=1, actor="bench")
-    round_ = election.rounds.get()
+    round_ = election.rounds.get(number=1)
     first_station = election.stations.order_by("position").first()
     electors = list(
         Elector.objects.filter(election=election).order_by("id").values_list("member__member_no", flat=True)
@@ -704,6 +716,14 @@ def bench_official_actions(writes: int, block: int, results: Results) -> None:
     def close(i: int) -> None:
         station.close_station(station=station_list[i], actor="bench", round_=round_)
 
+    second_round = election.rounds.get(number=2)
+    hours = [0]
+
+    def reschedule(i: int) -> None:
+        hours[0] = 1 - hours[0]  # an hour later, then back, whichever side ran last
+        opens_at = second_round.opens_at.replace(hour=4 + hours[0])
+        counting.reschedule_round(round_=second_round, opens_at=opens_at, closes_at=second_round.closes_at, actor="bench")
+
     draft = [1]
 
     def reload_draft(i: int) -> None:
@@ -717,6 +737,7 @@ def bench_official_actions(writes: int, block: int, results: Results) -> None:
         ("a member removed from the frozen electorate (`change_electorate`)", remove, block),
         ("the member added back (`change_electorate`)", add_back, block),
         ("a role given to an official (`add_official`, the user exists)", give_role, block),
+        ("a scheduled round moved (`reschedule_round`)", reschedule, block),
         ("a station closed and sealed, two entries (`close_station`)", close, max(1, block // 10)),
         ("a draft election re-loaded, 4 stations (`load_election`)", reload_draft, max(1, block // 10)),
     ]
@@ -734,7 +755,11 @@ def bench_official_actions(writes: int, block: int, results: Results) -> None:
             action_blocks = max(1, count // size)
 
             def reference(k: int, side=a_side) -> float:
-                with mock.patch.object(audit_services, "record", no_statement):
+                with (
+                    mock.patch.object(audit_services, "save_with_entry", save_without_entry),
+                    mock.patch.object(setup, "_REVOKE", setup.REVOKE_TOKEN),
+                    mock.patch.object(setup, "_GIVE_ROLE", setup.GIVE_ROLE),
+                ):
                     return side(k)
 
             audited = b_side

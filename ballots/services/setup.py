@@ -238,10 +238,11 @@ def revoke_station_token(*, token: StationToken, actor: str) -> bool:
     return bool(updated)
 
 
-_REVOKE = audit.with_entry_sql(
+REVOKE_TOKEN = (
     f"UPDATE {StationToken._meta.db_table} SET revoked_at = %(at)s, revoked_by = %(by)s"
     " WHERE id = %(id)s AND revoked_at IS NULL RETURNING id"
 )
+_REVOKE = audit.with_entry_sql(REVOKE_TOKEN)
 
 
 def hash_key(key: str) -> str:
@@ -274,10 +275,11 @@ def add_official(*, username: str, role: str, password: str, actor: str) -> User
     return user
 
 
-_GIVE_ROLE = audit.with_entry_sql(
+GIVE_ROLE = (
     f"INSERT INTO {User.groups.through._meta.db_table} (user_id, group_id) VALUES (%(user)s, %(group)s)"
     " ON CONFLICT (user_id, group_id) DO NOTHING RETURNING id"
 )
+_GIVE_ROLE = audit.with_entry_sql(GIVE_ROLE)
 
 
 @transaction.atomic
