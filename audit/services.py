@@ -133,10 +133,12 @@ def save_with_entry(
     `update_fields` as for `save()`. `entry_field` names a foreign key of the instance to the entry
     (a seal, a publication), filled with the new entry's id. An update that finds no row does what
     `save()` does then (inserts the row again, or raises with `update_fields`), with `record`.
+    The one statement sends no `pre_save`/`post_save` signals (no receiver listens to the audited
+    models) and takes `save()` for a model with parent tables.
     """
     if not connection.in_atomic_block:
         raise NotInTransaction("an audited save must run inside the transaction of the change it records")
-    if connection.vendor == "postgresql":
+    if connection.vendor == "postgresql" and not instance._meta.parents:
         key = (type(instance), instance._state.adding, tuple(update_fields or ()), entry_field)
         params = _write_params(instance, key)
         params.update(with_entry_params(action=action, actor=actor, payload=payload))

@@ -36,8 +36,12 @@ What it does, in one run, on PostgreSQL:
    a ballot (`ballots.services.station.check_in_by_token`, `record_ballot_by_token`: one prepared
    statement each, in autocommit, the device found by its token in the statement), against the same
    statement text with its audit CTEs taken out, in an election of its own (roster import, one
-   station, an open round, a token). The reference does all the vote does but write the entry. These
-   run first because setting up their election integrates and signs what is pending.
+   station, an open round, a token). The reference does all the vote does but write the entry.
+   Then (`--action-writes` of most kinds): officials' actions, each through its service function
+   (a token issued and revoked, the electorate changed both ways, a role given, a round moved, a
+   station closed and sealed, a draft election re-loaded), against the same function with the entry
+   taken out of its statements (`bench_official_actions`). These two run first because setting up
+   their elections integrates and signs what is pending.
 2. Integrate: `audit.services.integrate_pending()` over everything step 1 left pending, timed (it
    signs one checkpoint at the end, as it does in production).
 3. Verify: grows the log to `--log-size` entries (Entry and PendingEntry `bulk_create`, check-in
@@ -1554,15 +1558,15 @@ def main() -> int:
         if settings.DEBUG:
             raise BenchError("DEBUG is on: Django would keep every query in memory")
 
-        # The station's writes first: setting up their election integrates and signs whatever is
-        # pending, which must not take the entries of the other cases from step 2.
+        # The station's writes and the officials' actions first: setting up their elections integrates
+        # and signs whatever is pending, which must not take the entries of the other cases from step 2.
         if args.station_writes:
             bench_station_writes(args.station_writes, min(args.block, args.station_writes), results)
+        if args.action_writes:  # its set-up, too, integrates what is pending
+            bench_official_actions(args.action_writes, min(args.block // 5, args.action_writes), results)
         bench_checkins(args.entries, args.block, results, admin)
         if args.member_writes:
             bench_member_saves(args.member_writes, min(args.block, args.member_writes), results)
-        if args.action_writes:
-            bench_official_actions(args.action_writes, min(args.block // 5, args.action_writes), results)
         bench_integration(results)
 
         size, checkpoints = grow_log(args.log_size, args.checkpoint_every, results)
