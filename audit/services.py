@@ -103,7 +103,8 @@ def with_entry_sql(change: str) -> str:
     PostgreSQL only. `change` is an INSERT or UPDATE with `%(name)s` parameters and a RETURNING
     clause; the statement returns its rows. One entry is written if `change` wrote a row, none if it
     wrote nothing (the caller then finds out why, as it would have without the log). The statement
-    binds `with_entry_params(...)` beside the change's own parameters; after it, call `recorded()`.
+    binds `with_entry_params(...)` beside the change's own parameters, then calls `recorded()`:
+    `run_with_entry` does both.
     A separate statement in the change's transaction costs a one-row write about half as much again
     as the write itself, the round trip more than the rows (docs/benchmarks.md).
     """
@@ -118,6 +119,18 @@ def with_entry_params(*, action: Action | str, actor: str, payload: dict[str, An
     return {**entry_params(action), "audit_actor": actor, "audit_payload": json.dumps(payload)}
 
 
+def run_with_entry(statement: str, params: dict[str, Any], *, action: Action | str, actor: str,
+                   payload: dict[str, Any]) -> tuple | None:  # fmt: skip
+    """Run a statement of `with_entry_sql` (prepared) with its entry's parameters; its first row, or
+    None when the change wrote nothing (and so no entry)."""
+    with prepared_cursor() as cursor:
+        cursor.execute(statement, {**params, **with_entry_params(action=action, actor=actor, payload=payload)})
+        row = cursor.fetchone()
+    if row is not None:
+        recorded()
+    return row
+
+
 def save_with_entry(
     instance: Model,
     *,
@@ -130,7 +143,7 @@ def save_with_entry(
     """Save a model instance and write its entry: on PostgreSQL in one statement, elsewhere as
     `instance.save()` and `record`. The same rows, values and preconditions as those two.
 
-    `update_fields` as for `save()`. `entry_field` names a foreign key of the instance to the entry
+    `update_fields` as for `save()`. `entry_field` names a foreign key of a new instance to the entry
     (a seal, a publication), filled with the new entry's id. An update that finds no row does what
     `save()` does then (inserts the row again, or raises with `update_fields`), with `record`.
     The one statement sends no `pre_save`/`post_save` signals (no receiver listens to the audited
@@ -138,20 +151,18 @@ def save_with_entry(
     """
     if not connection.in_atomic_block:
         raise NotInTransaction("an audited save must run inside the transaction of the change it records")
+    if entry_field is not None and not instance._state.adding:
+        raise ValueError("entry_field links a new row to its entry; an update keeps the link it has")
     if connection.vendor == "postgresql" and not instance._meta.parents:
         key = (type(instance), instance._state.adding, tuple(update_fields or ()), entry_field)
-        params = _write_params(instance, key)
-        params.update(with_entry_params(action=action, actor=actor, payload=payload))
-        with prepared_cursor() as cursor:
-            cursor.execute(_instance_sql(*key), params)
-            row = cursor.fetchone()
+        row = run_with_entry(_instance_sql(*key), _write_params(instance, key), action=action, actor=actor,
+                             payload=payload)  # fmt: skip
         if row is not None:
             if instance._state.adding:
                 instance.pk = row[0]
             if entry_field is not None:
                 setattr(instance, instance._meta.get_field(entry_field).attname, row[1])
             instance._state.adding, instance._state.db = False, connection.alias
-            recorded()
             return
     if entry_field is None:
         instance.save(update_fields=update_fields)

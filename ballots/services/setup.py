@@ -19,7 +19,6 @@ from ballots.errors import ElectionFrozen, RoundStateError
 from ballots.models import Candidate, Election, Elector, Round, Station, StationRound, StationToken
 from ballots.services import publish
 from ballots.services.station import close_station
-from config.db import prepared_cursor
 from config.errors import Invalid, NotFound
 from members.models import Member
 from members.selectors import eligible_members
@@ -225,13 +224,8 @@ def revoke_station_token(*, token: StationToken, actor: str) -> bool:
         "payload": {"election": token.station.election.slug, "station": token.station.code, "token": token.prefix},
     }
     now = timezone.now()
-    if connection.vendor == "postgresql":  # the revocation and its entry in one statement, as save_with_entry
-        with prepared_cursor() as cursor:
-            cursor.execute(_REVOKE, {"id": token.pk, "at": now, "by": actor, **audit.with_entry_params(**entry)})
-            updated = cursor.fetchone() is not None
-        if updated:
-            audit.recorded()
-        return updated
+    if connection.vendor == "postgresql":  # the revocation and its entry in one statement
+        return audit.run_with_entry(_REVOKE, {"id": token.pk, "at": now, "by": actor}, **entry) is not None
     updated = StationToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=now, revoked_by=actor)
     if updated:
         audit.record(**entry)
@@ -265,11 +259,8 @@ def add_official(*, username: str, role: str, password: str, actor: str) -> User
         "payload": {"username": username, "role": role, "created": created},
     }
     # A role the official already holds changes nothing, and writes no entry.
-    if connection.vendor == "postgresql":  # the role and its entry in one statement, as save_with_entry
-        with prepared_cursor() as cursor:
-            cursor.execute(_GIVE_ROLE, {"user": user.pk, "group": group.pk, **audit.with_entry_params(**entry)})
-            if cursor.fetchone() is not None:
-                audit.recorded()
+    if connection.vendor == "postgresql":  # the role and its entry in one statement
+        audit.run_with_entry(_GIVE_ROLE, {"user": user.pk, "group": group.pk}, **entry)
     elif User.groups.through.objects.get_or_create(user=user, group=group)[1]:
         audit.record(**entry)
     return user

@@ -244,4 +244,7 @@ def test_save_with_entry_refuses_what_record_refuses_and_writes_nothing():
         )
     with pytest.raises(ValueError), transaction.atomic():
         services.save_with_entry(Branch(code="c", name="C"), action="branch.burned", actor="r", payload={})
+    with pytest.raises(ValueError, match="new row"), transaction.atomic():
+        branch = Branch.objects.create(code="d", name="D")
+        services.save_with_entry(branch, action=Action.MEMBER_CHANGED, actor="r", payload={}, entry_field="name")
     assert not Branch.objects.exists() and not Entry.objects.exists()
