@@ -108,9 +108,12 @@ def with_entry_sql(change: str) -> str:
     A separate statement in the change's transaction costs a one-row write about half as much again
     as the write itself, the round trip more than the rows (docs/benchmarks.md).
     """
-    entry = entries_sql("(SELECT 1 FROM audit_change LIMIT 1) AS one", actor="%(audit_actor)s",
-                        payload="%(audit_payload)s::jsonb")  # fmt: skip
+    entry = entries_sql("(SELECT 1 FROM audit_change LIMIT 1) AS one", **_ENTRY_PARAMETERS)
     return f"WITH audit_change AS ({change}),{entry}\n    SELECT * FROM audit_change"
+
+
+# The entry's actor and payload as `entries_sql` takes them, bound by `with_entry_params`.
+_ENTRY_PARAMETERS = {"actor": "%(audit_actor)s", "payload": "%(audit_payload)s::jsonb"}
 
 
 def with_entry_params(*, action: Action | str, actor: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -223,15 +226,9 @@ def _instance_sql(model: type[Model], adding: bool, update_fields: tuple[str, ..
     change = _change_sql(model, adding, update_fields, entry_field)
     if entry_field is None:
         return with_entry_sql(change)
-    # The entry first, then the row that points at it.
-    return f"""
-    WITH audit_entry AS (
-        INSERT INTO audit_entry (action, actor, payload, created_at)
-        VALUES (%(audit_action)s, %(audit_actor)s, %(audit_payload)s::jsonb, %(audit_at)s) RETURNING id
-    ),
-    audit_pending AS (INSERT INTO audit_pendingentry (entry_id) SELECT id FROM audit_entry),
-    audit_change AS ({change})
-    SELECT * FROM audit_change"""
+    # The entry first, whatever the change, then the row that points at it.
+    entry = entries_sql("(SELECT 1) AS one", **_ENTRY_PARAMETERS)
+    return f"WITH {entry.lstrip()},\n    audit_change AS ({change})\n    SELECT * FROM audit_change"
 
 
 def recorded() -> None:
