@@ -393,19 +393,26 @@ def _count_changes(cursor, report: ImportReport) -> None:
 
 def _merge(cursor, report: ImportReport) -> None:
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    # The file's few branch codes first, then the new ones among them: looking each of a million rows
-    # up in an empty branch table and then grouping them by code took 0.7 s on a first import; 0.2 s so.
-    cursor.execute(
-        f"""INSERT INTO members_branch (code, name)
-            SELECT d.code, d.code FROM (SELECT DISTINCT branch AS code FROM {_STAGING}) d
-            WHERE NOT EXISTS (SELECT 1 FROM members_branch b WHERE b.code = d.code)"""
-    )
-    report.branches_created = cursor.rowcount
     if connection.vendor == "postgresql" and _has_rows(cursor, Member._meta.db_table):
         _merge_changes(cursor, report, now)
     else:
+        _insert_branches(cursor, f"SELECT DISTINCT branch AS code FROM {_STAGING}", report)
         _update_then_insert(cursor, report, now)
     report.unchanged = report.rows - report.created - report.updated
+
+
+def _insert_branches(cursor, codes: str, report: ImportReport) -> None:
+    """Create the branches among `codes` (a query of distinct `code`s) that do not exist yet.
+
+    The file's few codes first, then the new ones among them: looking each of a million rows up in an
+    empty branch table and then grouping them by code took 0.7 s on a first import; 0.2 s so.
+    """
+    cursor.execute(
+        f"""INSERT INTO members_branch (code, name)
+            SELECT d.code, d.code FROM ({codes}) AS d
+            WHERE NOT EXISTS (SELECT 1 FROM members_branch b WHERE b.code = d.code)"""
+    )
+    report.branches_created = cursor.rowcount
 
 
 def _update_then_insert(cursor, report: ImportReport, now) -> None:
@@ -446,6 +453,14 @@ def _merge_changes(cursor, report: ImportReport, now) -> None:
     table = Member._meta.db_table
     cursor.execute(f"LOCK TABLE {table} IN SHARE ROW EXCLUSIVE MODE")
     _find_changes(cursor)
+    # A row whose branch is new is among the changes, without a branch id: the new branches are found
+    # there, not by grouping the whole file (0.17 s of 1,000,000 rows).
+    _insert_branches(cursor, f"SELECT DISTINCT branch AS code FROM {_CHANGES} WHERE branch_id IS NULL", report)
+    if report.branches_created:
+        cursor.execute(
+            f"""UPDATE {_CHANGES} AS s SET branch_id = b.id FROM members_branch b
+                WHERE s.branch_id IS NULL AND b.code = s.branch"""
+        )
     # The ids as an array: the planner then reads the changed members through the primary key, where a
     # join with the changes would hash the whole roster (0.45-0.6 s against 0.65-0.75 s).
     cursor.execute(
@@ -467,7 +482,7 @@ def _merge_changes(cursor, report: ImportReport, now) -> None:
 
 def _find_changes(cursor) -> None:
     """The file's rows that are new to the roster or differ from it, with the member's id (NULL for a
-    new member) and the branch's, into a temporary table.
+    new member) and the branch's (NULL for a new branch), into a temporary table.
 
     One join of the whole file with the whole roster, as a parallel query: CREATE TABLE AS may run
     its SELECT on every core, where MERGE, UPDATE and INSERT run on one. The planner cannot estimate
@@ -478,8 +493,9 @@ def _find_changes(cursor) -> None:
     cursor.execute("SET LOCAL parallel_tuple_cost = 0")
     cursor.execute(
         f"""CREATE TEMPORARY TABLE {_CHANGES} ON COMMIT DROP AS
-            SELECT m.id AS member_id, b.id AS branch_id, {", ".join(f"s.{c}" for c in ("member_no", *_COMPARED))}
-            FROM {_STAGING} s JOIN members_branch b ON b.code = s.branch
+            SELECT m.id AS member_id, b.id AS branch_id, s.branch,
+                {", ".join(f"s.{c}" for c in ("member_no", *_COMPARED))}
+            FROM {_STAGING} s LEFT JOIN members_branch b ON b.code = s.branch
             LEFT JOIN {Member._meta.db_table} m ON m.member_no = s.member_no
             WHERE m.id IS NULL OR ({_changed_predicate()})"""
     )

@@ -58,6 +58,16 @@ def test_it_updates_only_what_changed(small_roster):
         assert after[member_no] == before[member_no]
 
 
+def test_a_new_branch_named_by_a_new_member_and_a_moved_one_is_created_once(small_roster):
+    corrected = SMALL_ROSTER.replace("1005,Noa,Levi,haifa", "1005,Noa,Levi,eilat") + (
+        "1008,Eitan,Cabel,eilat,2000-01-01,active,2012-01-01,,\n1009,Ruth,Dayan,eilat,2001-01-01,active,,,\n"
+    )
+    report = import_roster(actor="rina", stream=csv_stream(corrected))
+    assert (report.created, report.updated, report.unchanged, report.branches_created) == (2, 1, 6, 1)
+    eilat = Branch.objects.get(code="eilat")
+    assert sorted(eilat.members.values_list("member_no", flat=True)) == ["1005", "1008", "1009"]
+
+
 def test_a_member_missing_from_the_export_is_kept(small_roster):
     report = import_roster(
         actor="rina",
