@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -119,11 +120,12 @@ def import_roster(
     merged by set-based statements that touch only the members whose data changed (on PostgreSQL, into
     a roster that has members: one parallel comparison, then an UPDATE of the changed members and an
     INSERT of the new ones; into an empty one: an INSERT, with the keys built after it).
-    On PostgreSQL, with a seekable file, a plain file goes to COPY as its own bytes once each chunk is
-    proven plainly good (`roster_copy`); if anything in it is not, the file is read again by
-    `RosterReader`, which names every bad row (then COPY of its rows on PostgreSQL, batched inserts
-    on SQLite). Safe to run twice: the
-    second run reports everything unchanged. Two imports at once are serialised by a lock. A real
+    On PostgreSQL, with a seekable file, a plain file goes to COPY once each chunk is proven plainly
+    good (`roster_copy`): straight into the members table when the roster is empty
+    (`_copy_into_empty_roster`), else as its own bytes into the staging table. If anything in it is
+    not plainly good, the file is read again by `RosterReader`, which names every bad row (then COPY
+    of its rows on PostgreSQL, batched inserts on SQLite). Safe to run twice: the second run reports
+    everything unchanged. Two imports at once are serialised by a lock. A real
     import writes one `roster.imported` audit entry (the file's SHA-256 and the counts) in the same
     transaction.
     """
@@ -136,10 +138,14 @@ def import_roster(
         # Two imports at once would each see the other's members as missing; serialise them.
         transaction_lock("kalpi.roster_import")
         with connection.cursor() as cursor:
-            if in_server and not _stage_in_server(cursor, stream, report, on_progress):
+            copied = in_server and not dry_run and _copy_into_empty_roster(cursor, stream, report, on_progress)
+            if in_server and not copied:
                 stream.seek(start)
                 report = ImportReport(dry_run=dry_run)
-                hashing, reader = _python_reader(stream)
+                if not _stage_in_server(cursor, stream, report, on_progress):
+                    stream.seek(start)
+                    report = ImportReport(dry_run=dry_run)
+                    hashing, reader = _python_reader(stream)
             if reader is not None:
                 _stage_in_python(cursor, reader, hashing, report, on_progress)
             if not report.ok:
@@ -149,12 +155,13 @@ def import_roster(
                 _count_changes(cursor, report)
                 transaction.set_rollback(True)
                 return report
-            if connection.vendor == "postgresql":
-                # The merge joins the whole file to the whole roster: with the default 4 MB the hash
-                # join spills to disk in 32 batches. For the rest of this transaction only.
-                cursor.execute(f"SET LOCAL work_mem = '{IMPORT_WORK_MEM}'")
-            _merge(cursor, report)
-            _drop_staging(cursor)
+            if not copied:
+                if connection.vendor == "postgresql":
+                    # The merge joins the whole file to the whole roster: with the default 4 MB the hash
+                    # join spills to disk in 32 batches. For the rest of this transaction only.
+                    cursor.execute(f"SET LOCAL work_mem = '{IMPORT_WORK_MEM}'")
+                _merge(cursor, report)
+                _drop_staging(cursor)
         audit.record(
             action=Action.ROSTER_IMPORTED,
             actor=actor,
@@ -178,39 +185,56 @@ def _python_reader(stream: BinaryIO) -> tuple[_HashingStream, RosterReader]:
         raise RosterFileError(str(exc)) from None
 
 
+class _PlainFile:
+    """A file for the fast path: its header's columns, its chunks proven plain, its hash and progress."""
+
+    def __init__(self, stream: BinaryIO, on_progress: ProgressCallback | None) -> None:
+        self.stream = stream
+        self.digest = hashlib.sha256()
+        self._on_progress = on_progress
+        header = stream.readline()
+        self.digest.update(header)
+        self._done, self._lines = len(header), 0
+        self.columns: list[str] | None = None
+        if b'"' in header:
+            return  # a quoted header could run over several lines: the csv module reads that one
+        try:
+            self.columns = RosterReader(io.BytesIO(header)).columns
+        except HeaderError as exc:
+            raise RosterFileError(str(exc)) from None
+
+    def copy_sql(self, table: str, names: Sequence[str]) -> str:
+        """COPY of the file's columns, named `names` in `table`; an empty value is NULL only for a date."""
+        assert self.columns is not None
+        not_null = ", ".join(n for n, c in zip(names, self.columns, strict=True) if c not in roster_copy.DATE_COLUMNS)
+        return f"COPY {table} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL ({not_null}))"
+
+    def chunks(self) -> Iterator[bytes]:
+        assert self.columns is not None
+        return roster_copy.plain_chunks(self.stream, self.columns, on_chunk=self._on_chunk)
+
+    def _on_chunk(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        self._done += len(chunk)
+        self._lines += chunk.count(b"\n")
+        if self._on_progress is not None:
+            self._on_progress(self._done, self._lines)
+
+
 def _stage_in_server(cursor, stream: BinaryIO, report: ImportReport, on_progress: ProgressCallback | None) -> bool:
     """The fast path (`roster_copy`): True with the staging table filled and the report's rows and hash.
 
     False, with nothing staged, when the file is not plainly good: the caller reads it again in Python.
     A bad header raises RosterFileError, as on the Python path.
     """
-    digest = hashlib.sha256()
-    header = stream.readline()
-    digest.update(header)
-    if b'"' in header:
-        return False  # a quoted header could run over several lines: the csv module reads that one
-    try:
-        columns = RosterReader(io.BytesIO(header)).columns
-    except HeaderError as exc:
-        raise RosterFileError(str(exc)) from None
-    done, lines = len(header), 0
-
-    def on_chunk(chunk: bytes) -> None:
-        nonlocal done, lines
-        digest.update(chunk)
-        done += len(chunk)
-        lines += chunk.count(b"\n")
-        if on_progress is not None:
-            on_progress(done, lines)
-
-    names = ", ".join(columns)
-    not_null = ", ".join(c for c in columns if c not in roster_copy.DATE_COLUMNS)
-    copy_sql = f"COPY {_STAGING} ({names}) FROM STDIN WITH (FORMAT csv, FORCE_NOT_NULL ({not_null}))"
+    plain = _PlainFile(stream, on_progress)
+    if plain.columns is None:
+        return False
     try:
         with transaction.atomic():
             _create_staging(cursor)
-            with cursor.copy(copy_sql) as copy:
-                for chunk in roster_copy.plain_chunks(stream, columns, on_chunk=on_chunk):
+            with cursor.copy(plain.copy_sql(_STAGING, plain.columns)) as copy:
+                for chunk in plain.chunks():
                     copy.write(chunk)
             # Distinct 64-bit hashes sort faster than the numbers as text, most of all for a file not
             # in member-number order (1,000,000 rows: 0.2 s against 0.6 s). A number twice gives fewer
@@ -227,8 +251,122 @@ def _stage_in_server(cursor, stream: BinaryIO, report: ImportReport, on_progress
         # column count, lines ending differently).
         return False
     report.rows = rows
-    report.sha256 = digest.hexdigest()
+    report.sha256 = plain.digest.hexdigest()
     return True
+
+
+class _NotEmpty(Exception):
+    """The roster has members: a first import's direct COPY does not apply."""
+
+
+def _copy_into_empty_roster(
+    cursor, stream: BinaryIO, report: ImportReport, on_progress: ProgressCallback | None
+) -> bool:
+    """A first import of a plain file on PostgreSQL: COPY it straight into the members table.
+
+    Staging a first import's file and then copying it into members with INSERT … SELECT wrote the rows
+    twice, and INSERT writes one WAL record per row where COPY writes one per page (docs/benchmarks.md).
+    Here the members table, locked and empty, has its keys set aside as for any first import; the
+    file's chunks are proven plain as on the staging path, their branch codes turned into branch ids
+    (new branches are created as they appear, between two COPY statements), and the keys built after
+    the COPY are the checks that staging made: the unique member number refuses a number twice, the
+    foreign key a branch that is not there. True with the members written and the report filled.
+    False, with nothing written and the file to be read again, whenever this path does not apply or
+    anything fails: the roster has members, the file is not plain, the server refuses a value, a
+    number comes twice. The staging path then decides, and names every bad row, as it always did.
+    """
+    table = Member._meta.db_table
+    if _has_rows(cursor, table):
+        return False
+    plain = _PlainFile(stream, on_progress)
+    if plain.columns is None:
+        return False
+    branch_at = plain.columns.index("branch")
+    names = [("branch_id" if c == "branch" else c) for c in plain.columns]
+    copy_sql = plain.copy_sql(table, names)
+    try:
+        with transaction.atomic():
+            cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            if _has_rows(cursor, table):
+                raise _NotEmpty
+            cursor.execute("SELECT code, id FROM members_branch")
+            ids = {code.encode(): str(pk).encode() for code, pk in cursor.fetchall()}
+            # What the file does not give: the time of the import, as `auto_now` would set it, and the
+            # model's empty email and phone when the file has no such column. The defaults are the
+            # import's own, dropped again before its transaction ends.
+            defaults = {"updated_at": "now()", **{c: "''" for c in ("email", "phone") if c not in plain.columns}}
+            with _keys_built_after_if_empty(cursor, table):
+                cursor.execute(_alter_columns(table, {c: f"SET DEFAULT {v}" for c, v in defaults.items()}))
+                report.rows, report.branches_created = _copy_with_branch_ids(
+                    cursor, copy_sql, plain.chunks(), branch_at, ids
+                )
+                cursor.execute(_alter_columns(table, dict.fromkeys(defaults, "DROP DEFAULT")))
+    except (_NotEmpty, roster_copy.NotPlain, psycopg.Error, DatabaseError):
+        return False
+    report.created = report.rows
+    report.sha256 = plain.digest.hexdigest()
+    return True
+
+
+def _alter_columns(table: str, changes: dict[str, str]) -> str:
+    return f"ALTER TABLE {table} " + ", ".join(f"ALTER COLUMN {c} {change}" for c, change in changes.items())
+
+
+def _copy_with_branch_ids(
+    cursor, copy_sql: str, chunks: Iterator[bytes], branch_at: int, ids: dict[bytes, bytes]
+) -> tuple[int, int]:
+    """COPY the chunks with each row's branch code (column `branch_at`) turned into its id. A chunk
+    naming a branch not in `ids` ends the COPY; the new branches are created, and a new COPY goes on
+    from that chunk. Returns (rows copied, branches created)."""
+    rows = created = 0
+    waiting: list[bytes] = []  # the chunk that named a new branch, for the next COPY
+    while True:
+        with cursor.copy(copy_sql) as copy:
+            for chunk in itertools.chain(waiting, chunks):
+                data = _with_branch_ids(chunk, branch_at, ids)
+                if data is None:
+                    waiting = [chunk]
+                    break
+                copy.write(data)
+            else:
+                waiting = []
+        rows += cursor.rowcount
+        if not waiting:
+            return rows, created
+        codes = {_fields(line, branch_at)[branch_at].decode() for line in _lines(waiting[0])}
+        new = sorted(c for c in codes if c.encode() not in ids)
+        cursor.execute(
+            "INSERT INTO members_branch (code, name) SELECT c, c FROM unnest(%s::text[]) AS c"
+            " ON CONFLICT (code) DO NOTHING",
+            [new],
+        )
+        created += cursor.rowcount
+        cursor.execute("SELECT code, id FROM members_branch WHERE code = ANY (%s)", [new])
+        ids.update((code.encode(), str(pk).encode()) for code, pk in cursor.fetchall())
+
+
+def _lines(chunk: bytes) -> list[bytes]:
+    # COPY reads \n alone as well as \r\n; a plain chunk has no other \r (roster_copy).
+    return chunk.replace(b"\r\n", b"\n").rstrip(b"\n").split(b"\n")
+
+
+def _fields(line: bytes, branch_at: int) -> list[bytes]:
+    # A plain line has no quotes and no commas inside values: the branch is field `branch_at`.
+    return line.split(b",", branch_at + 1)
+
+
+def _with_branch_ids(chunk: bytes, branch_at: int, ids: dict[bytes, bytes]) -> bytes | None:
+    """The chunk's lines with their branch codes turned into ids; None if a code is not in `ids`."""
+    out = []
+    for line in _lines(chunk):
+        fields = _fields(line, branch_at)
+        branch_id = ids.get(fields[branch_at])
+        if branch_id is None:
+            return None
+        fields[branch_at] = branch_id
+        out.append(b",".join(fields))
+    out.append(b"")
+    return b"\n".join(out)
 
 
 def _stage_in_python(
