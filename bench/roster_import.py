@@ -550,7 +550,7 @@ print(rows, bad, time.perf_counter() - start)
 
 # The import's top-level steps (nested ones would be counted twice). Older code had other names.
 _PHASES = (
-    "transaction_lock", "_stage_in_server", "_stage_in_python", "_create_staging", "_stage_rows",
+    "transaction_lock", "_copy_into_empty_roster", "_stage_in_server", "_stage_in_python", "_create_staging", "_stage_rows",
     "_find_repeated_member_numbers", "_merge", "_drop_staging",
 )  # fmt: skip
 _NESTED = {"_stage_in_python": ("_create_staging", "_stage_rows", "_find_repeated_member_numbers")}
@@ -611,6 +611,8 @@ _PROFILED_PARTS = {
     ("roster_csv.py", "__iter__"): "reading, decoding and checking the CSV",
     ("roster_csv.py", "parse_row"): "checking one record (part of the line above)",
     ("_copy_base.py", "write_row"): "psycopg formatting rows for COPY",
+    ("services.py", "_copy_into_empty_roster"): "a first import's COPY straight into members, keys built after",
+    ("services.py", "_with_branch_ids"): "turning branch codes into ids (part of the line above)",
     ("services.py", "_stage_in_server"): "the fast path: checking plain chunks and COPYing them",
     ("roster_copy.py", "plain_chunks"): "checking the chunks (part of the line above)",
     ("services.py", "_find_repeated_member_numbers"): "the repeated member number query",
@@ -665,7 +667,7 @@ def profile(
             f"PostgreSQL {title} of {rows:,} rows, by phase (in-process {data['total']:.2f} s, "
             f"child wall clock {run.seconds:.2f} s, other load {run.other}):"
         )
-        analyze = sum(s for sql, s in data["statements"] if sql.startswith("ANALYZE"))
+        analyze = sum(s for sql, s in data["statements"] if sql.startswith("ANALYZE roster_staging"))
         for phase, seconds in data["phases"].items():
             note = ""
             if phase in ("_stage_rows", "_stage_in_server"):
