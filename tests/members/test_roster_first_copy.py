@@ -8,6 +8,7 @@ a trace (no member, no branch, no key or default changed), and the staging path 
 from __future__ import annotations
 
 import io
+from contextlib import ExitStack
 from unittest.mock import patch
 
 import pytest
@@ -40,17 +41,12 @@ def _statements(data: bytes, *, chunk: int = roster_copy.CHUNK, direct: bool = T
         seen.append(sql)
         return execute(sql, params, many, context)
 
-    patches = [patch.object(roster_copy, "CHUNK", chunk)]
-    if not direct:
-        patches.append(patch.object(services, "_copy_into_empty_roster", return_value=False))
-    with connection.execute_wrapper(wrapper):
-        for p in patches:
-            p.start()
-        try:
-            report = import_roster(actor="rina", stream=io.BytesIO(data))
-        finally:
-            for p in patches:
-                p.stop()
+    with ExitStack() as stack:
+        stack.enter_context(patch.object(roster_copy, "CHUNK", chunk))
+        if not direct:
+            stack.enter_context(patch.object(services, "_copy_into_empty_roster", return_value=False))
+        stack.enter_context(connection.execute_wrapper(wrapper))
+        report = import_roster(actor="rina", stream=io.BytesIO(data))
     return report, seen
 
 
@@ -181,3 +177,20 @@ def test_a_roster_with_members_is_not_copied_into(small_roster):
     report, sql = _statements(data)
     assert any(_staged(s) for s in sql)
     assert report.created == 100 and Member.objects.count() == 107
+
+
+def test_a_member_added_before_the_lock_sends_the_import_to_staging(db):
+    # The first look finds the roster empty; by the time the members table is locked, an official has
+    # added a member. The direct COPY must not go on without its keys set aside.
+    real = services._has_rows
+    looks = iter([False, False, True])  # the direct path's look, the look before the lock, after it
+
+    def has_rows(cursor, table):
+        answer = next(looks, None)
+        return real(cursor, table) if answer is None else answer
+
+    with patch.object(services, "_has_rows", side_effect=has_rows):
+        report, sql = _statements(roster_csv_bytes(100))
+    assert any(_staged(s) for s in sql)
+    assert not any("ALTER COLUMN updated_at" in s for s in sql), "the direct COPY went on"
+    assert report.created == 100 and Member.objects.count() == 100
